@@ -1,0 +1,80 @@
+// The one error catalogue: every error the gateway itself answers with has a stable code, an HTTP
+// status and a client-safe message, rendered in the caller's API format. README "Errors" lists
+// them all (a test checks that every code is documented).
+import type { ApiFormat } from "./operations";
+
+interface ErrorSpec {
+  status: number;
+  /** OpenAI `error.type`. */
+  openai: string;
+  /** Anthropic `error.type`. */
+  anthropic: string;
+  message: string;
+}
+
+export const ERROR_CATALOGUE = {
+  invalid_json: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "The request body is not valid JSON." },
+  body_not_object: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "The request body must be a JSON object." },
+  missing_body: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "This endpoint needs a JSON request body." },
+  missing_model: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "The request body has no `model` field." },
+  invalid_model: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "The `model` field must be a non-empty string." },
+  model_not_found: { status: 404, openai: "invalid_request_error", anthropic: "not_found_error", message: "The model does not exist or is not served by this gateway." },
+  path_not_supported: { status: 404, openai: "invalid_request_error", anthropic: "not_found_error", message: "This gateway does not serve this path." },
+  method_not_allowed: { status: 405, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "This endpoint only accepts POST." },
+  unsupported_media_type: { status: 415, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "The request body must be sent as application/json." },
+  unsupported_content_encoding: { status: 415, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "Unsupported content-encoding; use gzip, deflate, br or none." },
+  invalid_content_encoding: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "The request body could not be decoded with its content-encoding." },
+  body_too_large: { status: 413, openai: "invalid_request_error", anthropic: "request_too_large", message: "The request body is larger than this gateway accepts." },
+  duplicate_header: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "A header that must appear once was sent several times." },
+  header_too_large: { status: 431, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "A request header is too large." },
+  missing_api_key: { status: 401, openai: "invalid_request_error", anthropic: "authentication_error", message: "No API key was provided. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`." },
+  invalid_api_key: { status: 401, openai: "invalid_request_error", anthropic: "authentication_error", message: "The API key is not valid for this gateway." },
+  ambiguous_api_key: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "Two different API keys were sent (Authorization and x-api-key); send one." },
+  model_not_allowed: { status: 403, openai: "invalid_request_error", anthropic: "permission_error", message: "This API key may not use this model." },
+  route_not_allowed: { status: 403, openai: "invalid_request_error", anthropic: "permission_error", message: "This API key may not use this route." },
+  api_not_supported_by_target: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "This model is not available through this API endpoint." },
+  invalid_routing_context: { status: 403, openai: "invalid_request_error", anthropic: "permission_error", message: "The request did not pass the gateway's routing step." },
+  target_unavailable: { status: 503, openai: "server_error", anthropic: "api_error", message: "The selected model target is no longer configured; retry the request." },
+  gateway_misconfigured: { status: 500, openai: "server_error", anthropic: "api_error", message: "The gateway is misconfigured; the operator has been notified in its logs." },
+  internal_error: { status: 500, openai: "server_error", anthropic: "api_error", message: "The gateway failed to process the request." },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** An error answered to the client. `detail` is client-safe extra text (never a secret). */
+export class GatewayError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail?: string,
+  ) {
+    super(detail ? `${code}: ${detail}` : code);
+    this.name = "GatewayError";
+  }
+  get status(): number {
+    return ERROR_CATALOGUE[this.code].status;
+  }
+}
+
+export interface RenderedError {
+  status: number;
+  body: Buffer;
+  headers: Array<[string, string]>;
+}
+
+/** Renders an error as OpenAI `{"error":{message,type,code}}` or Anthropic `{"type":"error","error":{type,message}}`. */
+export function renderError(error: GatewayError, format: ApiFormat): RenderedError {
+  const spec: ErrorSpec = ERROR_CATALOGUE[error.code];
+  const message = error.detail ? `${spec.message} ${error.detail}` : spec.message;
+  const payload =
+    format === "anthropic"
+      ? { type: "error", error: { type: spec.anthropic, message } }
+      : { error: { message, type: spec.openai, param: null, code: error.code } };
+  return {
+    status: spec.status,
+    body: Buffer.from(JSON.stringify(payload)),
+    headers: [
+      ["content-type", "application/json"],
+      ["x-llm-router-error", error.code],
+    ],
+  };
+}

@@ -1,0 +1,57 @@
+import { readFileSync } from "node:fs";
+import { parseKeys } from "../context/routing-context";
+import { createLogger } from "../log";
+import { startService } from "../service";
+import { parseOptions, positiveInt, requireString, UsageError, type OptionSpec } from "./options";
+
+export const SERVE_OPTIONS: OptionSpec = {
+  policy: { type: "string", env: "LLM_ROUTER_POLICY" },
+  "grpc-listen": { type: "string", env: "LLM_ROUTER_GRPC_LISTEN", default: "0.0.0.0:50051" },
+  "admin-listen": { type: "string", env: "LLM_ROUTER_ADMIN_LISTEN", default: "0.0.0.0:9090" },
+  "hmac-keys": { type: "string", env: "LLM_ROUTER_HMAC_KEYS" },
+  "hmac-key-file": { type: "string", env: "LLM_ROUTER_HMAC_KEY_FILE" },
+  "max-body-bytes": { type: "string", env: "LLM_ROUTER_MAX_BODY_BYTES", default: String(16 * 1024 * 1024) },
+  "context-max-age-seconds": { type: "string", env: "LLM_ROUTER_CONTEXT_MAX_AGE_SECONDS", default: "3600" },
+  "shutdown-grace-seconds": { type: "string", env: "LLM_ROUTER_SHUTDOWN_GRACE_SECONDS", default: "30" },
+  "log-level": { type: "string", env: "LLM_ROUTER_LOG_LEVEL", default: "info" },
+  "no-watch": { type: "boolean", env: "LLM_ROUTER_NO_WATCH" },
+};
+
+export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const o = parseOptions(argv, SERVE_OPTIONS, env);
+  const policyFile = requireString(o, "policy", "the routing policy JSON file; or LLM_ROUTER_POLICY");
+  let keyText = typeof o["hmac-keys"] === "string" ? o["hmac-keys"] : undefined;
+  if (keyText === undefined && typeof o["hmac-key-file"] === "string") keyText = readFileSync(o["hmac-key-file"], "utf8");
+  if (keyText === undefined) {
+    throw new UsageError("an HMAC key shared by all replicas is required: --hmac-keys / LLM_ROUTER_HMAC_KEYS or --hmac-key-file (e.g. `openssl rand -hex 32`)");
+  }
+  const log = createLogger(String(o["log-level"]));
+  const adminListen = String(o["admin-listen"]);
+  const service = await startService({
+    policyFile,
+    grpcListen: String(o["grpc-listen"]),
+    adminListen: adminListen === "off" ? undefined : adminListen,
+    hmacKeys: parseKeys(keyText),
+    contextMaxAgeMs: positiveInt(o, "context-max-age-seconds") * 1000,
+    maxBodyBytes: positiveInt(o, "max-body-bytes"),
+    log,
+    watchPolicy: o["no-watch"] !== true,
+    env,
+  });
+  const graceMs = positiveInt(o, "shutdown-grace-seconds") * 1000;
+
+  process.on("SIGHUP", () => void service.policy.reload());
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, graceMs }, "draining: no new streams, waiting for open ones");
+    void service.shutdown(graceMs).then(() => {
+      log.info("stopped");
+      log.flush?.();
+      process.exit(0);
+    });
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}

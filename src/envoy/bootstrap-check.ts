@@ -1,0 +1,116 @@
+// Cross-checks a policy against an Envoy bootstrap (envoy.yaml), so the two cannot silently drift:
+// every target's cluster exists and runs the upstream phase, the router phase is on the listener,
+// and the routing header the policy sets is the one Envoy routes on. (Strict schema validation of
+// envoy.yaml against Envoy's protos lives in the test suite.)
+import { parse } from "yaml";
+import { METADATA_NAMESPACE, PHASE_METADATA_KEY } from "../phases/gateway-headers";
+import type { CompiledPolicy } from "../policy/compile";
+
+const HCM = "envoy.filters.network.http_connection_manager";
+const EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor";
+const UPSTREAM_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+const CODEC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec";
+
+export interface CheckReport {
+  errors: string[];
+  warnings: string[];
+}
+
+type Obj = Record<string, unknown>;
+const obj = (v: unknown): Obj => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Obj) : {});
+const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+export function parseEnvoyYaml(text: string): Obj {
+  return obj(parse(text, { maxAliasCount: -1 }));
+}
+
+function phaseOf(extProc: Obj): string | undefined {
+  for (const m of arr(obj(extProc.grpc_service).initial_metadata)) {
+    if (obj(m).key === PHASE_METADATA_KEY) return String(obj(m).value);
+  }
+  return undefined;
+}
+
+function extProcConfigs(filters: unknown[]): Obj[] {
+  return filters.map((f) => obj(obj(f).typed_config)).filter((c) => c["@type"] === EXT_PROC_TYPE);
+}
+
+function namespaces(extProc: Obj, which: "forwarding_namespaces" | "receiving_namespaces"): unknown[] {
+  return arr(obj(obj(obj(extProc).metadata_options)[which]).untyped);
+}
+
+export function checkPolicyAgainstEnvoy(policy: CompiledPolicy, bootstrap: Obj, maxBodyBytes: number): CheckReport {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const resources = obj(bootstrap.static_resources);
+  const clusters = new Map<string, Obj>(arr(resources.clusters).map((c) => [String(obj(c).name), obj(c)]));
+
+  // --- listener: router phase and the cluster_header route ---------------------------------------
+  const hcms = arr(resources.listeners).flatMap((l) =>
+    arr(obj(l).filter_chains).flatMap((fc) => arr(obj(fc).filters).filter((f) => obj(f).name === HCM).map((f) => ({ listener: obj(l), hcm: obj(obj(f).typed_config) }))),
+  );
+  if (hcms.length === 0) errors.push("no listener with an HTTP connection manager");
+  let routesOnHeader = false;
+  const grpcClusters = new Set<string>();
+  for (const { listener, hcm } of hcms) {
+    const name = String(listener.name);
+    const routers = extProcConfigs(arr(hcm.http_filters)).filter((c) => (phaseOf(c) ?? "router") === "router");
+    if (routers.length !== 1) {
+      errors.push(`listener ${name}: expected one ext_proc filter with ${PHASE_METADATA_KEY}: router, found ${routers.length}`);
+      continue;
+    }
+    const router = routers[0]!;
+    grpcClusters.add(String(obj(obj(router.grpc_service).envoy_grpc).cluster_name));
+    const mode = obj(router.processing_mode);
+    if (mode.request_body_mode !== "BUFFERED") errors.push(`listener ${name}: router phase needs processing_mode.request_body_mode: BUFFERED`);
+    if (mode.request_header_mode === "SKIP") errors.push(`listener ${name}: router phase needs request headers (request_header_mode SEND)`);
+    if (router.failure_mode_allow === true) errors.push(`listener ${name}: failure_mode_allow: true lets unprocessed requests (and client routing headers) through; set it false`);
+    if (!namespaces(router, "receiving_namespaces").includes(METADATA_NAMESPACE)) {
+      errors.push(`listener ${name}: router phase must list "${METADATA_NAMESPACE}" in metadata_options.receiving_namespaces.untyped (retries need the routing context)`);
+    }
+    const limit = Number(listener.per_connection_buffer_limit_bytes ?? 1024 * 1024);
+    if (limit < maxBodyBytes) warnings.push(`listener ${name}: per_connection_buffer_limit_bytes ${limit} is below --max-body-bytes ${maxBodyBytes}; Envoy answers 413 first for bodies in between`);
+    if (limit > maxBodyBytes) warnings.push(`listener ${name}: per_connection_buffer_limit_bytes ${limit} exceeds --max-body-bytes ${maxBodyBytes}; larger bodies get the router's 413`);
+    for (const vh of arr(obj(hcm.route_config).virtual_hosts)) {
+      for (const r of arr(obj(vh).routes)) {
+        const header = obj(obj(r).route).cluster_header;
+        if (header === undefined) continue;
+        if (header === policy.clusterHeader) routesOnHeader = true;
+        else errors.push(`listener ${name}: a route uses cluster_header "${String(header)}" but the policy sets "${policy.clusterHeader}" (gateway.clusterHeader)`);
+      }
+    }
+  }
+  if (hcms.length > 0 && !routesOnHeader) errors.push(`no route uses cluster_header: ${policy.clusterHeader}`);
+
+  // --- clusters: every target's cluster carries the upstream phase --------------------------------
+  const checked = new Set<string>();
+  for (const target of policy.targets.values()) {
+    const name = target.config.cluster;
+    if (checked.has(name)) continue;
+    checked.add(name);
+    const cluster = clusters.get(name);
+    if (!cluster) {
+      errors.push(`target ${target.id}: cluster "${name}" is not defined in envoy.yaml`);
+      continue;
+    }
+    const opts = obj(obj(cluster.typed_extension_protocol_options)[UPSTREAM_OPTIONS]);
+    const filters = arr(opts.http_filters);
+    const upstream = extProcConfigs(filters).filter((c) => phaseOf(c) === "upstream");
+    if (upstream.length !== 1) {
+      errors.push(`cluster ${name}: needs exactly one upstream ext_proc filter with ${PHASE_METADATA_KEY}: upstream in ${UPSTREAM_OPTIONS}.http_filters`);
+      continue;
+    }
+    const up = upstream[0]!;
+    grpcClusters.add(String(obj(obj(up.grpc_service).envoy_grpc).cluster_name));
+    if (obj(filters[filters.length - 1]).typed_config === undefined || obj(obj(filters[filters.length - 1]).typed_config)["@type"] !== CODEC_TYPE) {
+      errors.push(`cluster ${name}: the last upstream HTTP filter must be envoy.filters.http.upstream_codec`);
+    }
+    if (obj(up.processing_mode).request_body_mode !== "BUFFERED") errors.push(`cluster ${name}: upstream phase needs request_body_mode: BUFFERED (it rewrites the model)`);
+    if (up.failure_mode_allow === true) errors.push(`cluster ${name}: upstream phase must not set failure_mode_allow: true (credentials would not be set)`);
+    if (!namespaces(up, "forwarding_namespaces").includes(METADATA_NAMESPACE)) {
+      errors.push(`cluster ${name}: upstream phase must list "${METADATA_NAMESPACE}" in metadata_options.forwarding_namespaces.untyped`);
+    }
+  }
+  for (const g of grpcClusters) if (!clusters.has(g)) errors.push(`ext_proc gRPC cluster "${g}" is not defined`);
+  return { errors, warnings };
+}

@@ -1,0 +1,152 @@
+// Proto objects (as @grpc/proto-loader yields them: keepCase, oneofs, bytes as Buffer) <-> the plain
+// forms in messages.ts.
+import { RequestHeaders } from "../api/request-headers";
+import type { ExtProcMessage, HeaderEdits, JsonValue, MessageKind, PhaseReply } from "./messages";
+
+/** The attribute key Envoy uses for request_attributes in ProcessingRequest.attributes. */
+export const EXT_PROC_ATTRIBUTES_KEY = "envoy.filters.http.ext_proc";
+
+interface ProtoHeaderValue {
+  key?: string;
+  value?: string;
+  raw_value?: Buffer;
+}
+interface ProtoHeaderMap {
+  headers?: ProtoHeaderValue[];
+}
+interface ProtoValue {
+  kind?: string;
+  nullValue?: unknown;
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: ProtoStruct;
+  listValue?: { values?: ProtoValue[] };
+}
+interface ProtoStruct {
+  fields?: Record<string, ProtoValue>;
+}
+export interface ProtoProcessingRequest {
+  request?: string;
+  request_headers?: { headers?: ProtoHeaderMap; end_of_stream?: boolean };
+  response_headers?: { headers?: ProtoHeaderMap; end_of_stream?: boolean };
+  request_body?: { body?: Buffer; end_of_stream?: boolean };
+  response_body?: { body?: Buffer; end_of_stream?: boolean };
+  request_trailers?: unknown;
+  response_trailers?: unknown;
+  attributes?: Record<string, ProtoStruct>;
+  metadata_context?: { filter_metadata?: Record<string, ProtoStruct> };
+}
+
+export class MalformedMessage extends Error {
+  override name = "MalformedMessage";
+}
+
+export function decodeRequest(req: ProtoProcessingRequest): ExtProcMessage {
+  const attributesStruct = req.attributes?.[EXT_PROC_ATTRIBUTES_KEY];
+  const attributes = attributesStruct ? structToJson(attributesStruct) : undefined;
+  const fm = req.metadata_context?.filter_metadata;
+  let metadata: Record<string, Record<string, JsonValue>> | undefined;
+  if (fm) {
+    metadata = {};
+    for (const [ns, s] of Object.entries(fm)) metadata[ns] = structToJson(s);
+  }
+  const common = { attributes, metadata };
+  switch (req.request) {
+    case "request_headers":
+    case "response_headers": {
+      const h = req[req.request];
+      return { ...common, kind: req.request, headers: decodeHeaders(h?.headers), endOfStream: h?.end_of_stream === true };
+    }
+    case "request_body":
+    case "response_body": {
+      const b = req[req.request];
+      return { ...common, kind: req.request, body: b?.body ?? Buffer.alloc(0), endOfStream: b?.end_of_stream === true };
+    }
+    case "request_trailers":
+    case "response_trailers":
+      return { ...common, kind: req.request };
+    default:
+      throw new MalformedMessage("ProcessingRequest without a request");
+  }
+}
+
+function decodeHeaders(map: ProtoHeaderMap | undefined): RequestHeaders {
+  const out = new RequestHeaders();
+  for (const h of map?.headers ?? []) {
+    if (typeof h.key !== "string" || h.key === "") throw new MalformedMessage("header without a name");
+    // Current Envoy sends raw_value; old versions only `value`.
+    const value = h.raw_value !== undefined && h.raw_value.length > 0 ? h.raw_value.toString("latin1") : (h.value ?? "");
+    out.add(h.key, value);
+  }
+  return out;
+}
+
+function structToJson(s: ProtoStruct): Record<string, JsonValue> {
+  const out: Record<string, JsonValue> = {};
+  for (const [k, v] of Object.entries(s.fields ?? {})) out[k] = valueToJson(v);
+  return out;
+}
+
+function valueToJson(v: ProtoValue): JsonValue {
+  switch (v.kind) {
+    case "stringValue":
+      return v.stringValue ?? "";
+    case "numberValue":
+      return v.numberValue ?? 0;
+    case "boolValue":
+      return v.boolValue ?? false;
+    case "structValue":
+      return structToJson(v.structValue ?? {});
+    case "listValue":
+      return (v.listValue?.values ?? []).map(valueToJson);
+    default:
+      return null;
+  }
+}
+
+function headerMutation(edits: HeaderEdits): object {
+  return {
+    // Explicit overwrite: an unset `append` means append on newer Envoy versions, which would turn
+    // a rewritten authorization into two values. raw_value only: value+raw_value is a 500.
+    set_headers: edits.set.map(([key, value]) => ({
+      header: { key, raw_value: Buffer.from(value, "latin1") },
+      append: { value: false },
+      append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+    })),
+    remove_headers: edits.remove,
+  };
+}
+
+function stringStruct(ns: Record<string, Record<string, string>>): ProtoStruct {
+  const fields: Record<string, ProtoValue> = {};
+  for (const [name, entries] of Object.entries(ns)) {
+    const inner: Record<string, ProtoValue> = {};
+    for (const [k, v] of Object.entries(entries)) inner[k] = { stringValue: v };
+    fields[name] = { structValue: { fields: inner } };
+  }
+  return { fields };
+}
+
+/** Encodes the reply to `kind` as a ProcessingResponse. */
+export function encodeReply(kind: MessageKind, reply: PhaseReply): object {
+  if (reply.kind === "immediate") {
+    return {
+      immediate_response: {
+        status: { code: reply.status },
+        headers: headerMutation({ set: reply.headers, remove: [] }),
+        body: reply.body,
+        details: reply.details,
+      },
+    };
+  }
+  const dynamic = reply.dynamicMetadata ? { dynamic_metadata: stringStruct(reply.dynamicMetadata) } : {};
+  if (kind === "request_trailers" || kind === "response_trailers") {
+    return { [kind]: reply.headers ? { header_mutation: headerMutation(reply.headers) } : {}, ...dynamic };
+  }
+  const common: Record<string, unknown> = {};
+  if (reply.headers && (reply.headers.set.length > 0 || reply.headers.remove.length > 0)) common.header_mutation = headerMutation(reply.headers);
+  if (reply.body !== undefined) common.body_mutation = { body: reply.body };
+  if (reply.clearRouteCache) common.clear_route_cache = true;
+  return { [kind]: { response: common }, ...dynamic };
+}

@@ -1,0 +1,53 @@
+// Plain TypeScript forms of the ext_proc messages. Only src/extproc/ sees proto objects; the phases
+// work with these.
+import type { RequestHeaders } from "../api/request-headers";
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue };
+
+interface Common {
+  /** `ProcessingRequest.attributes["envoy.filters.http.ext_proc"]`: request_attributes by expression. */
+  attributes: Record<string, JsonValue> | undefined;
+  /** `metadata_context.filter_metadata`: forwarded dynamic metadata, by namespace. */
+  metadata: Record<string, Record<string, JsonValue>> | undefined;
+}
+
+export type ExtProcMessage =
+  | (Common & { kind: "request_headers" | "response_headers"; headers: RequestHeaders; endOfStream: boolean })
+  | (Common & { kind: "request_body" | "response_body"; body: Buffer; endOfStream: boolean })
+  | (Common & { kind: "request_trailers" | "response_trailers" });
+
+export type MessageKind = ExtProcMessage["kind"];
+
+export interface HeaderEdits {
+  /** Set with explicit overwrite semantics. */
+  set: Array<[string, string]>;
+  remove: string[];
+}
+
+export type PhaseReply =
+  | {
+      kind: "continue";
+      headers?: HeaderEdits;
+      /** Replaces the body (only valid in reply to a BUFFERED body). */
+      body?: Buffer;
+      clearRouteCache?: boolean;
+      /** Returned as ProcessingResponse.dynamic_metadata: namespace -> key -> string. */
+      dynamicMetadata?: Record<string, Record<string, string>>;
+    }
+  | { kind: "immediate"; status: number; headers: Array<[string, string]>; body: Buffer; details: string };
+
+export const CONTINUE: PhaseReply = { kind: "continue" };
+
+/** A message that does not fit the stream's state (ends the stream with a gRPC error). */
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+/** One ext_proc stream's logic: answers each message exactly once. */
+export interface StreamProcessor {
+  handle(message: ExtProcMessage): PhaseReply | Promise<PhaseReply>;
+  /** The stream ended (any reason); release what the request held. */
+  close?(outcome: StreamOutcome): void;
+}
+
+export type StreamOutcome = "ok" | "cancelled" | "error";

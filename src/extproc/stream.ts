@@ -1,0 +1,90 @@
+// The ext_proc stream loop: one gRPC stream per HTTP request per filter. Every message gets exactly
+// one reply, in order, even when a reply is computed asynchronously. Anything wrong with one stream
+// (malformed message, unexpected order, a bug) ends that stream with a gRPC error; Envoy then
+// answers that one client (500, since failure_mode_allow is false) and other streams are untouched.
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "pino";
+import { decodeRequest, encodeReply, MalformedMessage, type ProtoProcessingRequest } from "./codec";
+import { ProtocolError, type ExtProcMessage, type PhaseReply, type StreamOutcome, type StreamProcessor } from "./messages";
+
+export type ProcessCall = grpc.ServerDuplexStream<ProtoProcessingRequest, object>;
+
+export interface StreamHooks {
+  onStreamEnd?(phase: string, outcome: StreamOutcome): void;
+}
+
+export function serveStream(call: ProcessCall, phase: string, processor: StreamProcessor, log: Logger, hooks: StreamHooks = {}): void {
+  let queue: Promise<void> | undefined;
+  let finished = false;
+
+  const finish = (outcome: StreamOutcome, status?: { code: grpc.status; details: string }) => {
+    if (finished) return;
+    finished = true;
+    try {
+      processor.close?.(outcome);
+    } catch (err) {
+      log.error({ err, phase }, "stream close hook failed");
+    }
+    hooks.onStreamEnd?.(phase, outcome);
+    if (status) {
+      // Sends the status trailer and ends the call.
+      call.emit("error", { code: status.code, details: status.details, metadata: new grpc.Metadata() });
+    } else if (outcome === "ok") {
+      call.end();
+    }
+  };
+
+  const fail = (err: unknown) => {
+    if (err instanceof ProtocolError || err instanceof MalformedMessage) {
+      log.warn({ phase, reason: err.message }, "ext_proc stream rejected");
+      finish("error", { code: grpc.status.INVALID_ARGUMENT, details: err.message });
+    } else {
+      log.error({ err, phase }, "ext_proc stream failed");
+      finish("error", { code: grpc.status.INTERNAL, details: "internal error" });
+    }
+  };
+
+  const write = (message: ExtProcMessage, reply: PhaseReply) => {
+    if (finished) return;
+    call.write(encodeReply(message.kind, reply));
+  };
+
+  const process = (raw: ProtoProcessingRequest): void | Promise<void> => {
+    if (finished) return;
+    let message: ExtProcMessage;
+    let reply: PhaseReply | Promise<PhaseReply>;
+    try {
+      message = decodeRequest(raw);
+      reply = processor.handle(message);
+    } catch (err) {
+      fail(err);
+      return;
+    }
+    if (reply instanceof Promise) return reply.then((r) => write(message, r), fail);
+    write(message, reply);
+  };
+
+  // Replies are written as soon as they are ready; an asynchronous reply makes later messages wait
+  // behind it so that the order of replies is the order of messages.
+  call.on("data", (raw: ProtoProcessingRequest) => {
+    if (finished) return;
+    const run = queue ? queue.then(() => process(raw)) : process(raw);
+    if (!run) return;
+    const q: Promise<void> = run.finally(() => {
+      if (queue === q) queue = undefined;
+    });
+    queue = q;
+  });
+  // Envoy half-closes when the HTTP request is done with this filter; finish after pending replies.
+  call.on("end", () => {
+    if (queue) void queue.then(() => finish("ok"));
+    else finish("ok");
+  });
+  call.on("cancelled", () => finish("cancelled"));
+  call.on("error", (err) => {
+    if (!finished) {
+      log.debug({ err, phase }, "ext_proc stream error");
+      finish("cancelled");
+    }
+  });
+}

@@ -1,0 +1,14 @@
+import type { Logger } from "pino";
+import type { ContextSigner } from "../context/routing-context";
+import type { CompiledPolicy } from "../policy/compile";
+
+/** What a phase needs from the process; passed in so phases stay testable without I/O. */
+export interface PhaseDeps {
+  /** The policy a stream starts with; it keeps it until it ends (hot reload swaps this). */
+  currentPolicy(): CompiledPolicy;
+  signer: ContextSigner;
+  /** Largest request body accepted (decoded), in bytes. */
+  maxBodyBytes: number;
+  log: Logger;
+  now(): number;
+}

@@ -1,0 +1,129 @@
+// Upstream phase: the ext_proc filter among a provider cluster's upstream HTTP filters, so it runs
+// once per attempt (retries included). It rewrites the request for the target of this attempt:
+// path, credentials, model, content-length; and removes the client's credentials and every
+// gateway header. Envoy gives every attempt a fresh copy of the body but the SAME header map the
+// previous attempt rewrote, so each attempt rebuilds path and credentials from the signed context
+// and always clears every provider header, never trusting what the map holds.
+import { GatewayError } from "../api/errors";
+import { formatForPath, OPERATIONS, parsePath, type ApiFormat } from "../api/operations";
+import type { RequestHeaders } from "../api/request-headers";
+import { parseJsonObject } from "../api/request-body";
+import type { RoutingContext } from "../context/routing-context";
+import { CONTINUE, ProtocolError, type ExtProcMessage, type JsonValue, type PhaseReply, type StreamProcessor } from "../extproc/messages";
+import type { CompiledPolicy, CompiledTarget } from "../policy/compile";
+import { PROVIDER_HEADERS } from "../providers/types";
+import { CONTEXT_HEADER, gatewayHeadersIn, METADATA_CONTEXT_KEY, METADATA_NAMESPACE } from "./gateway-headers";
+import type { PhaseDeps } from "./phase-deps";
+import { answering } from "./replies";
+
+/** request_attributes key naming the cluster of this attempt. */
+export const CLUSTER_ATTRIBUTE = "xds.cluster_name";
+
+export class UpstreamPhase implements StreamProcessor {
+  readonly #policy: CompiledPolicy;
+  #state: "headers" | "body" | "done" = "headers";
+  #format: ApiFormat = "openai";
+  #ctx: RoutingContext | undefined;
+  #target: CompiledTarget | undefined;
+
+  constructor(private readonly deps: PhaseDeps) {
+    this.#policy = deps.currentPolicy();
+  }
+
+  handle(message: ExtProcMessage): PhaseReply {
+    switch (message.kind) {
+      case "request_headers":
+        if (this.#state !== "headers") throw new ProtocolError(`request_headers received in state ${this.#state}`);
+        return answering(() => this.#format, () => this.#onHeaders(message.headers, message.endOfStream, message.metadata, message.attributes));
+      case "request_body":
+        if (this.#state !== "body") throw new ProtocolError(`request_body received in state ${this.#state}`);
+        return answering(() => this.#format, () => this.#onBody(message.body, message.endOfStream));
+      case "request_trailers":
+        if (this.#state === "headers") throw new ProtocolError("request_trailers before request_headers");
+        return CONTINUE;
+      default:
+        return CONTINUE;
+    }
+  }
+
+  #onHeaders(
+    headers: RequestHeaders,
+    endOfStream: boolean,
+    metadata: Record<string, Record<string, JsonValue>> | undefined,
+    attributes: Record<string, JsonValue> | undefined,
+  ): PhaseReply {
+    this.#format = formatForPath(parsePath(headers.get(":path") ?? "/").pathname);
+    const ctx = this.#context(headers, metadata);
+    this.#ctx = ctx;
+    this.#format = ctx.op ? OPERATIONS[ctx.op].format : formatForPath(parsePath(ctx.p).pathname);
+
+    const target = this.#policy.targets.get(ctx.t);
+    if (target === undefined) {
+      this.deps.log.warn({ requestId: ctx.rid, target: ctx.t }, "routed target is not in the current policy");
+      throw new GatewayError("target_unavailable");
+    }
+    this.#target = target;
+    const cluster = attributes?.[CLUSTER_ATTRIBUTE];
+    if (typeof cluster === "string" && cluster !== target.config.cluster) {
+      this.deps.log.error({ requestId: ctx.rid, cluster, target: target.id, expected: target.config.cluster }, "attempt reached a cluster that does not serve its target");
+      throw new GatewayError("gateway_misconfigured");
+    }
+
+    const { pathname, query } = parsePath(ctx.p);
+    const provider = target.provider;
+    const rewrite = provider.adapter.rewrite({
+      provider: provider.config,
+      credential: provider.credential,
+      target: { model: target.config.model, deployment: target.config.deployment },
+      operation: ctx.op,
+      originalPathname: pathname,
+      originalQuery: query,
+      clientAnthropicVersion: ctx.av,
+      clientAnthropicBeta: ctx.ab,
+    });
+    const set: Array<[string, string]> = [[":path", rewrite.path], ...rewrite.setHeaders];
+    const setNames = new Set(set.map(([k]) => k));
+    const remove = [...PROVIDER_HEADERS, ...gatewayHeadersIn(headers.names(), this.#policy.clusterHeader), CONTEXT_HEADER].filter(
+      (h, i, all) => !setNames.has(h) && all.indexOf(h) === i,
+    );
+    this.#state = endOfStream ? "done" : "body";
+    this.deps.log.debug({ requestId: ctx.rid, target: target.id, path: rewrite.path }, "attempt rewritten");
+    return { kind: "continue", headers: { set, remove } };
+  }
+
+  #onBody(body: Buffer, endOfStream: boolean): PhaseReply {
+    this.#state = "done";
+    const ctx = this.#ctx;
+    const target = this.#target;
+    if (ctx === undefined || target === undefined) throw new ProtocolError("request_body before request_headers");
+    if (!endOfStream) {
+      this.deps.log.error("upstream phase received a partial body: configure request_body_mode: BUFFERED");
+      throw new GatewayError("gateway_misconfigured");
+    }
+    // content-length is always restated: an earlier attempt may have changed it in the shared map.
+    if (ctx.op === undefined || ctx.m === target.config.model) {
+      return { kind: "continue", headers: { set: [["content-length", String(body.length)]], remove: [] } };
+    }
+    const json = parseJsonObject(body);
+    json.model = target.config.model;
+    const rewritten = Buffer.from(JSON.stringify(json));
+    return { kind: "continue", headers: { set: [["content-length", String(rewritten.length)]], remove: [] }, body: rewritten };
+  }
+
+  #context(headers: RequestHeaders, metadata: Record<string, Record<string, JsonValue>> | undefined): RoutingContext {
+    // Dynamic metadata first: the header is gone after an earlier attempt stripped it.
+    const fromMetadata = metadata?.[METADATA_NAMESPACE]?.[METADATA_CONTEXT_KEY];
+    const token = typeof fromMetadata === "string" ? fromMetadata : headers.get(CONTEXT_HEADER);
+    if (token === undefined) {
+      this.deps.log.error("upstream phase got a request without routing context: is the router phase configured on this listener?");
+      throw new GatewayError("gateway_misconfigured");
+    }
+    if (headers.isRepeated(CONTEXT_HEADER)) throw new GatewayError("invalid_routing_context");
+    const verified = this.deps.signer.verify(token, this.deps.now());
+    if ("invalid" in verified) {
+      this.deps.log.warn({ reason: verified.invalid }, "routing context rejected");
+      throw new GatewayError("invalid_routing_context");
+    }
+    return verified;
+  }
+}

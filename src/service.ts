@@ -1,0 +1,107 @@
+// Wires the process: policy store, ext_proc gRPC server (both phases), gRPC health, admin HTTP.
+import type http from "node:http";
+import * as grpc from "@grpc/grpc-js";
+import { HealthImplementation } from "grpc-health-check";
+import type { Logger } from "pino";
+import { boundPort, startAdminServer } from "./admin/admin-server";
+import { ContextSigner } from "./context/routing-context";
+import { loadExtProcService } from "./extproc/proto";
+import { serveStream, type ProcessCall } from "./extproc/stream";
+import type { StreamProcessor } from "./extproc/messages";
+import { PHASE_METADATA_KEY } from "./phases/gateway-headers";
+import type { PhaseDeps } from "./phases/phase-deps";
+import { RouterPhase } from "./phases/router-phase";
+import { UpstreamPhase } from "./phases/upstream-phase";
+import { PolicyStore } from "./policy/policy-store";
+
+export const EXT_PROC_SERVICE_NAME = "envoy.service.ext_proc.v3.ExternalProcessor";
+
+export interface ServiceOptions {
+  policyFile: string;
+  /** host:port or unix:/path. Port 0 picks a free port. */
+  grpcListen: string;
+  /** host:port for /healthz, /readyz; undefined disables it. */
+  adminListen: string | undefined;
+  hmacKeys: Buffer[];
+  contextMaxAgeMs: number;
+  maxBodyBytes: number;
+  log: Logger;
+  watchPolicy: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunningService {
+  grpcPort: number;
+  adminPort: number | undefined;
+  policy: PolicyStore;
+  /** Stops accepting, lets open streams finish within graceMs, then cancels the rest. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/** gRPC framing and the proto envelope around the largest body; headers ride in the same message. */
+const MESSAGE_OVERHEAD_BYTES = 1024 * 1024;
+
+export async function startService(opts: ServiceOptions): Promise<RunningService> {
+  const { log } = opts;
+  const policy = PolicyStore.open(opts.policyFile, log, opts.env);
+  if (opts.watchPolicy) policy.watch();
+  const signer = new ContextSigner(opts.hmacKeys, opts.contextMaxAgeMs);
+  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now };
+
+  // Raise grpc-js's 4 MiB default: BUFFERED bodies up to Envoy's buffer limit arrive in one message.
+  const maxMessage = opts.maxBodyBytes + MESSAGE_OVERHEAD_BYTES;
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": maxMessage,
+    "grpc.max_send_message_length": maxMessage,
+  });
+  let draining = false;
+  server.addService(loadExtProcService(), {
+    Process: (call: ProcessCall) => {
+      const phase = call.metadata.get(PHASE_METADATA_KEY)[0]?.toString() ?? "router";
+      let processor: StreamProcessor;
+      if (phase === "router") processor = new RouterPhase(deps);
+      else if (phase === "upstream") processor = new UpstreamPhase(deps);
+      else {
+        call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details: `unknown ${PHASE_METADATA_KEY}` });
+        return;
+      }
+      serveStream(call, phase, processor, log);
+    },
+  });
+  const health = new HealthImplementation({ "": "SERVING", [EXT_PROC_SERVICE_NAME]: "SERVING" });
+  health.addToServer(server);
+
+  const grpcPort = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(opts.grpcListen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+  );
+
+  let admin: http.Server | undefined;
+  if (opts.adminListen !== undefined) {
+    admin = await startAdminServer(opts.adminListen, { ready: () => !draining, policyHash: () => policy.current.hash });
+  }
+  log.info({ grpc: opts.grpcListen, grpcPort, admin: opts.adminListen, policyHash: policy.current.hash }, "llm-router serving");
+
+  return {
+    grpcPort,
+    adminPort: admin ? boundPort(admin) : undefined,
+    policy,
+    async shutdown(graceMs: number) {
+      draining = true;
+      health.setStatus("", "NOT_SERVING");
+      health.setStatus(EXT_PROC_SERVICE_NAME, "NOT_SERVING");
+      policy.close();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          log.warn("shutdown grace period over; cancelling open streams");
+          server.forceShutdown();
+          resolve();
+        }, graceMs);
+        server.tryShutdown(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
+    },
+  };
+}
