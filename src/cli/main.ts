@@ -44,7 +44,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "mock-provider":
       // Loaded on demand: the service itself never needs the mock.
-      await (await import("../mock-provider/main")).runMockProviderCli(rest);
+      await (await import("../mock-provider/main.js")).runMockProviderCli(rest);
       return -1;
     case "help":
     case "--help":

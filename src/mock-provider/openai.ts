@@ -1,0 +1,167 @@
+// OpenAI-shaped endpoints: /v1/chat/completions, /v1/completions, /v1/embeddings
+// (https://platform.openai.com/docs/api-reference). Azure OpenAI deployments reuse them with the
+// deployment name as the model when the body has none.
+import { createHash } from "node:crypto";
+import { type MockContext, type MockHandler, nowSeconds, sendError, sendJson } from "./context";
+import { buildReply, contentText, inputTokensFor, isRecord, lastUserText, positiveInt } from "./reply";
+
+/** `model` from the body, else the Azure deployment; undefined means "reject: model required". */
+function modelOf(body: Record<string, unknown>, fallback: string | undefined): string | undefined {
+  return typeof body["model"] === "string" && body["model"] !== "" ? body["model"] : fallback;
+}
+
+function requestBody(ctx: MockContext): Record<string, unknown> | undefined {
+  if (!isRecord(ctx.json)) {
+    sendError(ctx.res, "openai", 400, "We could not parse the JSON body of your request.");
+    return undefined;
+  }
+  return ctx.json;
+}
+
+function includeUsage(body: Record<string, unknown>): boolean {
+  const opts = body["stream_options"];
+  return isRecord(opts) && opts["include_usage"] === true;
+}
+
+export function chatCompletions(deployment?: string): MockHandler {
+  return async (ctx) => {
+    const body = requestBody(ctx);
+    if (body === undefined) return;
+    const model = modelOf(body, deployment);
+    if (model === undefined) return sendError(ctx.res, "openai", 400, "you must provide a model parameter");
+    const messages = body["messages"];
+    if (!Array.isArray(messages) || messages.length === 0) {
+      return sendError(ctx.res, "openai", 400, "'messages' must be a non-empty array");
+    }
+    const reply = buildReply({
+      bodyChars: ctx.bodyChars,
+      prompt: lastUserText(messages),
+      streamChunks: ctx.streamChunks,
+      maxTokens: positiveInt(body["max_completion_tokens"]) ?? positiveInt(body["max_tokens"]),
+    });
+    const id = `chatcmpl-mock-${ctx.seq}`;
+    const created = nowSeconds();
+    const finishReason = reply.truncated ? "length" : "stop";
+    const usage = {
+      prompt_tokens: reply.inputTokens,
+      completion_tokens: reply.outputTokens,
+      total_tokens: reply.inputTokens + reply.outputTokens,
+    };
+    if (body["stream"] !== true) {
+      return sendJson(ctx.res, 200, {
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: reply.text, refusal: null },
+            logprobs: null,
+            finish_reason: finishReason,
+          },
+        ],
+        usage,
+      });
+    }
+    // With include_usage every chunk carries "usage": null except the extra last one.
+    const withUsage = includeUsage(body);
+    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+      id,
+      object: "chat.completion.chunk",
+      created,
+      model,
+      choices,
+      ...(withUsage ? { usage: null } : {}),
+      ...extra,
+    });
+    const sse = ctx.openStream();
+    await sse.json(chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]));
+    for (const piece of reply.pieces) {
+      await sse.json(chunk([{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }]));
+    }
+    await sse.json(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason }]));
+    if (withUsage) await sse.json(chunk([], { usage }));
+    await sse.send("[DONE]");
+    sse.end();
+  };
+}
+
+export function completions(deployment?: string): MockHandler {
+  return async (ctx) => {
+    const body = requestBody(ctx);
+    if (body === undefined) return;
+    const model = modelOf(body, deployment);
+    if (model === undefined) return sendError(ctx.res, "openai", 400, "you must provide a model parameter");
+    const prompt = Array.isArray(body["prompt"]) ? contentText(body["prompt"].slice(0, 1)) : contentText(body["prompt"]);
+    const reply = buildReply({
+      bodyChars: ctx.bodyChars,
+      prompt,
+      streamChunks: ctx.streamChunks,
+      maxTokens: positiveInt(body["max_tokens"]),
+    });
+    const id = `cmpl-mock-${ctx.seq}`;
+    const created = nowSeconds();
+    const finishReason = reply.truncated ? "length" : "stop";
+    const usage = {
+      prompt_tokens: reply.inputTokens,
+      completion_tokens: reply.outputTokens,
+      total_tokens: reply.inputTokens + reply.outputTokens,
+    };
+    const base = { id, object: "text_completion", created, model };
+    if (body["stream"] !== true) {
+      return sendJson(ctx.res, 200, {
+        ...base,
+        choices: [{ text: reply.text, index: 0, logprobs: null, finish_reason: finishReason }],
+        usage,
+      });
+    }
+    const sse = ctx.openStream();
+    for (const piece of reply.pieces) {
+      await sse.json({ ...base, choices: [{ text: piece, index: 0, logprobs: null, finish_reason: null }] });
+    }
+    await sse.json({ ...base, choices: [{ text: "", index: 0, logprobs: null, finish_reason: finishReason }] });
+    if (includeUsage(body)) await sse.json({ ...base, choices: [], usage });
+    await sse.send("[DONE]");
+    sse.end();
+  };
+}
+
+/** A small deterministic vector derived from the input text. */
+function vectorFor(text: string, dimensions: number): number[] {
+  const digest = createHash("sha256").update(text).digest();
+  const out: number[] = [];
+  for (let i = 0; i < dimensions; i++) {
+    const byte = digest[i % digest.length] ?? 0;
+    out.push(Math.round((((byte + i) % 256) / 127.5 - 1) * 1e6) / 1e6);
+  }
+  return out;
+}
+
+function embeddingInputs(input: unknown): string[] | undefined {
+  if (typeof input === "string") return [input];
+  if (!Array.isArray(input) || input.length === 0) return undefined;
+  // A flat array of token ids is one input; an array of strings or of token arrays is many.
+  if (input.every((v) => typeof v === "number")) return [input.join(" ")];
+  return input.map((v) => (typeof v === "string" ? v : Array.isArray(v) ? v.join(" ") : String(v)));
+}
+
+export function embeddings(deployment?: string): MockHandler {
+  return (ctx) => {
+    const body = requestBody(ctx);
+    if (body === undefined) return;
+    const model = modelOf(body, deployment);
+    if (model === undefined) return sendError(ctx.res, "openai", 400, "you must provide a model parameter");
+    const inputs = embeddingInputs(body["input"]);
+    if (inputs === undefined) return sendError(ctx.res, "openai", 400, "'input' must be a string or a non-empty array");
+    const dimensions = positiveInt(body["dimensions"]) || 8;
+    const base64 = body["encoding_format"] === "base64";
+    const data = inputs.map((text, index) => {
+      const vector = vectorFor(text, dimensions);
+      const embedding = base64 ? Buffer.from(new Float32Array(vector).buffer).toString("base64") : vector;
+      return { object: "embedding", index, embedding };
+    });
+    const tokens = inputTokensFor(ctx.bodyChars);
+    sendJson(ctx.res, 200, { object: "list", data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+  };
+}

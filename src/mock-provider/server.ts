@@ -1,0 +1,214 @@
+// A local mock LLM provider: OpenAI (+ Azure OpenAI paths) and Anthropic shapes, deterministic
+// text and usage, recorded requests, and scriptable failures (forced statuses, dropped streams).
+// Used by end-to-end tests and by docker-compose (see main.ts for the CLI).
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { messages } from "./anthropic";
+import { type ErrorStyle, type MockHandler, errorBody, sendError, sendJson } from "./context";
+import { chatCompletions, completions, embeddings } from "./openai";
+import { responses } from "./openai-responses";
+import { SseWriter } from "./sse";
+
+export interface MockProviderOptions {
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Delay before every response (time to first byte). */
+  latencyMs?: number;
+  /** Exact number of content chunks (= words = output tokens) per reply. */
+  streamChunks?: number;
+  /** Probability (0..1) of answering 503 (529 on /v1/messages) instead of the real response. */
+  failureRate?: number;
+}
+
+export interface RecordedRequest {
+  method: string;
+  /** Path including the query string. */
+  path: string;
+  /** Lowercase names; a header sent more than once is an array (nothing is merged or dropped). */
+  headers: Record<string, string | string[]>;
+  body: Buffer;
+  /** The parsed JSON body, when the body is JSON. */
+  json?: unknown;
+  /** Date.now() when the request arrived. */
+  time: number;
+}
+
+export interface ForcedFailureOptions {
+  /** Response body; default: an error body in the shape of the endpoint's provider. */
+  body?: string;
+  headers?: Record<string, string>;
+}
+
+export interface MockProvider {
+  readonly url: string;
+  readonly port: number;
+  /** Every request except GET /healthz, in arrival order. */
+  readonly requests: RecordedRequest[];
+  /** The next `count` requests are answered with `status` (e.g. 429, 503, 529). */
+  failNext(count: number, status: number, opts?: ForcedFailureOptions): void;
+  /** The next streaming response is cut (socket destroyed) after `afterChunks` SSE events. */
+  dropNextStream(afterChunks: number): void;
+  /** Forgets recorded requests, queued failures and queued drops. */
+  reset(): void;
+  close(): Promise<void>;
+}
+
+interface Route {
+  handler: MockHandler;
+  style: ErrorStyle;
+}
+
+const OPENAI_ROUTES: Record<string, (deployment?: string) => MockHandler> = {
+  "chat/completions": chatCompletions,
+  completions,
+  embeddings,
+};
+
+const AZURE_PATH = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|completions|embeddings)$/;
+
+/** The endpoint for a path; "unknown" for any other path; "azure-version" when api-version is missing. */
+function findRoute(url: URL): Route | "unknown" | "azure-version" {
+  const path = url.pathname;
+  if (path === "/v1/messages") return { handler: messages(), style: "anthropic" };
+  if (path === "/v1/responses") return { handler: responses(), style: "openai" };
+  if (path.startsWith("/v1/")) {
+    const factory = OPENAI_ROUTES[path.slice(4)];
+    return factory === undefined ? "unknown" : { handler: factory(), style: "openai" };
+  }
+  const azure = AZURE_PATH.exec(path);
+  if (azure !== null) {
+    // Azure answers requests without ?api-version= with 404 "Resource not found".
+    if (!url.searchParams.has("api-version")) return "azure-version";
+    const factory = OPENAI_ROUTES[azure[2] ?? ""];
+    const deployment = decodeURIComponent(azure[1] ?? "");
+    return factory === undefined ? "unknown" : { handler: factory(deployment), style: "openai" };
+  }
+  return "unknown";
+}
+
+function recordHeaders(req: IncomingMessage): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  // headersDistinct keeps repeated headers that req.headers would merge or drop (authorization!).
+  for (const [name, values] of Object.entries(req.headersDistinct)) {
+    if (values === undefined) continue;
+    out[name] = values.length === 1 ? (values[0] ?? "") : [...values];
+  }
+  return out;
+}
+
+function parseJson(body: Buffer): unknown {
+  if (body.length === 0) return undefined;
+  try {
+    return JSON.parse(body.toString("utf8")) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+interface QueuedFailure {
+  status: number;
+  opts: ForcedFailureOptions;
+}
+
+export async function startMockProvider(opts: MockProviderOptions = {}): Promise<MockProvider> {
+  const latencyMs = opts.latencyMs ?? 0;
+  const failureRate = opts.failureRate ?? 0;
+  const requests: RecordedRequest[] = [];
+  const failures: QueuedFailure[] = [];
+  const drops: number[] = [];
+  let seq = 0;
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://mock");
+    const body = await readBody(req);
+    if (req.method === "GET" && url.pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+
+    const json = parseJson(body);
+    requests.push({
+      method: req.method ?? "GET",
+      path: url.pathname + url.search,
+      headers: recordHeaders(req),
+      body,
+      ...(json === undefined ? {} : { json }),
+      time: Date.now(),
+    });
+    if (latencyMs > 0) await sleep(latencyMs);
+
+    const route = findRoute(url);
+    const style: ErrorStyle = typeof route === "object" ? route.style : "openai";
+    const forced = failures.shift();
+    if (forced !== undefined) {
+      const payload = forced.opts.body ?? JSON.stringify(errorBody(style, forced.status, `mock forced failure (${forced.status})`));
+      res.writeHead(forced.status, { "content-type": "application/json", ...forced.opts.headers });
+      res.end(payload);
+      return;
+    }
+    if (route === "azure-version") return sendJson(res, 404, { error: { code: "404", message: "Resource not found" } });
+    if (route === "unknown") return sendError(res, "openai", 404, `Unknown path: ${url.pathname}`);
+    if (req.method !== "POST") return sendError(res, route.style, 405, `Method ${req.method ?? ""} not allowed`);
+    if (failureRate > 0 && Math.random() < failureRate) {
+      const status = route.style === "anthropic" ? 529 : 503;
+      return sendError(res, route.style, status, "mock random failure");
+    }
+    await route.handler({
+      method: req.method,
+      url,
+      body,
+      bodyChars: body.toString("utf8").length,
+      json,
+      res,
+      streamChunks: opts.streamChunks,
+      seq: ++seq,
+      openStream: () => new SseWriter(res, drops.shift()),
+    });
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      if (!res.headersSent) sendError(res, "openai", 500, `mock provider error: ${String(err)}`);
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(opts.port ?? 0, opts.host ?? "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = opts.host === undefined || opts.host === "0.0.0.0" || opts.host === "::" ? "127.0.0.1" : opts.host;
+  const urlHost = host.includes(":") ? `[${host}]` : host;
+
+  return {
+    url: `http://${urlHost}:${address.port}`,
+    port: address.port,
+    requests,
+    failNext(count, status, failOpts = {}) {
+      for (let i = 0; i < count; i++) failures.push({ status, opts: failOpts });
+    },
+    dropNextStream(afterChunks) {
+      drops.push(afterChunks);
+    },
+    reset() {
+      requests.length = 0;
+      failures.length = 0;
+      drops.length = 0;
+    },
+    close() {
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
