@@ -1,0 +1,44 @@
+// Messages between the bench driver (bench/run.ts) and a server child (bench/server-*.ts), and the
+// limits both servers share so that the only difference between them is the work the service does.
+
+/** The service's maxBodyBytes (the CLI default). */
+export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** grpc-js message limit of both servers: what src/service.ts derives from maxBodyBytes. */
+export const SERVER_MAX_MESSAGE_BYTES = MAX_BODY_BYTES + 1024 * 1024;
+/** grpc-js message limit of the bench client. */
+export const CLIENT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+export type ToServer = { type: "cpu"; id: number } | { type: "stop" };
+
+export type FromServer =
+  | { type: "ready"; port: number }
+  | { type: "cpu"; id: number; user: number; system: number }
+  | { type: "failed"; message: string };
+
+/** Wires a server child: answers CPU queries, stops on request, exits when the driver goes away. */
+export function serveIpc(stop: () => Promise<void>): void {
+  const send = (m: FromServer) => process.send?.(m);
+  process.on("message", (raw: unknown) => {
+    const m = raw as ToServer;
+    if (m.type === "cpu") {
+      const u = process.cpuUsage();
+      send({ type: "cpu", id: m.id, user: u.user, system: u.system });
+    } else if (m.type === "stop") {
+      void stop().finally(() => process.exit(0));
+    }
+  });
+  process.on("disconnect", () => process.exit(0));
+}
+
+export function reportReady(port: number): void {
+  process.send?.({ type: "ready", port } satisfies FromServer);
+}
+
+export function reportFailure(err: unknown): void {
+  const message = err instanceof Error ? (err.stack ?? err.message) : String(err);
+  if (process.send) process.send({ type: "failed", message } satisfies FromServer, () => process.exit(1));
+  else {
+    console.error(message);
+    process.exit(1);
+  }
+}

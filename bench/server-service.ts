@@ -1,0 +1,47 @@
+// Bench child: the real service (src/service.ts) on 127.0.0.1:0 with the example policy.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import pino from "pino";
+import { startService } from "../src/service";
+import { MAX_BODY_BYTES, reportFailure, reportReady, serveIpc } from "./ipc";
+
+/** examples/policy.json at the repo root; this file runs from dist/bench/. */
+const EXAMPLE_POLICY = path.resolve(__dirname, "../../examples/policy.json");
+
+/** Dummy provider credentials: the bench never reaches a provider. */
+export const BENCH_ENV: NodeJS.ProcessEnv = {
+  OPENAI_API_KEY: "sk-bench-openai",
+  ANTHROPIC_API_KEY: "sk-ant-bench",
+  AZURE_BENCH_KEY: "azure-bench",
+};
+
+async function main(): Promise<void> {
+  // The example reads Azure's key from a file; the bench copy reads it from the environment.
+  const policy = JSON.parse(readFileSync(EXAMPLE_POLICY, "utf8")) as { providers: Record<string, Record<string, unknown>> };
+  const azure = policy.providers.azure;
+  if (azure === undefined) throw new Error(`${EXAMPLE_POLICY} has no provider "azure"`);
+  azure.credential = { env: "AZURE_BENCH_KEY" };
+  const dir = mkdtempSync(path.join(tmpdir(), "llm-router-bench-"));
+  const policyFile = path.join(dir, "policy.json");
+  writeFileSync(policyFile, JSON.stringify(policy));
+
+  const svc = await startService({
+    policyFile,
+    grpcListen: "127.0.0.1:0",
+    adminListen: undefined,
+    hmacKeys: [Buffer.alloc(32, 0x5a)],
+    contextMaxAgeMs: 3600 * 1000,
+    maxBodyBytes: MAX_BODY_BYTES,
+    log: pino({ level: "silent" }),
+    watchPolicy: false,
+    env: BENCH_ENV,
+  });
+  serveIpc(async () => {
+    await svc.shutdown(1000);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  reportReady(svc.grpcPort);
+}
+
+main().catch(reportFailure);
