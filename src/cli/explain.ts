@@ -49,7 +49,7 @@ export function explain(policy: CompiledPolicy, method: string, path: string, he
     ({ kind: "request_body", body: b, endOfStream: true, attributes: undefined, metadata: undefined, ...extra }) as ExtProcMessage;
 
   const router = new RouterPhase(deps);
-  let reply = router.handle(toMessage("request_headers", body === undefined));
+  const reply = router.handle(toMessage("request_headers", body === undefined));
   let currentBody = body;
   const apply = (r: PhaseReply) => {
     if (r.kind !== "continue") return;

@@ -37,7 +37,7 @@ export function resolveCredential(ref: Credential, env: NodeJS.ProcessEnv): Secr
     text = readFileSync(ref.file, "utf8");
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? "read error";
-    throw new Error(`credential file ${ref.file} cannot be read (${code}); mount it or fix the path`);
+    throw new Error(`credential file ${ref.file} cannot be read (${code}); mount it or fix the path`, { cause: err });
   }
   const value = text.trim();
   if (value === "") throw new Error(`credential file ${ref.file} is empty`);

@@ -1,0 +1,121 @@
+// One ext_proc Process stream, the way Envoy's filter uses it: messages are sent in order and each
+// waits for the next response (or a timeout). Every message sent and received is recorded.
+import * as grpc from "@grpc/grpc-js";
+import { GRPC_MESSAGE_LIMIT_OPTIONS, PROCESS_PATH, extProcProto } from "./ext-proc-proto";
+import type { ProcessingRequestMsg, ProcessingResponseMsg } from "./ext-proc-types";
+
+/** What one ext_proc filter instance exchanged on its stream (exposed to tests as-is). */
+export interface ExtProcRecord {
+  filter: "downstream" | "upstream";
+  /** The filter's name in the bootstrap. */
+  name: string;
+  /** Upstream filters: the attempt's cluster. */
+  cluster?: string;
+  /** Upstream filters: 1-based attempt number. */
+  attempt?: number;
+  /** Call metadata sent when the stream opened (grpc_service.initial_metadata). */
+  metadata: Record<string, string>;
+  sent: unknown[];
+  received: unknown[];
+  /** Why processing stopped early, if it did (timeout, gRPC error, spurious message...). */
+  outcome?: string;
+}
+
+export type StreamEvent =
+  | { type: "response"; message: ProcessingResponseMsg }
+  | { type: "timeout" }
+  | { type: "error"; code: number; details: string }
+  | { type: "closed" };
+
+/** One gRPC channel per ext_proc address, shared by all streams of a harness. */
+export class ExtProcChannels {
+  private readonly clients = new Map<string, grpc.Client>();
+
+  get(address: string): grpc.Client {
+    let client = this.clients.get(address);
+    if (client === undefined) {
+      client = new grpc.Client(address, grpc.credentials.createInsecure(), GRPC_MESSAGE_LIMIT_OPTIONS);
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+
+  closeAll(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}
+
+export class ExtProcStream {
+  private readonly call: grpc.ClientDuplexStream<ProcessingRequestMsg, ProcessingResponseMsg>;
+  private readonly queue: ProcessingResponseMsg[] = [];
+  private terminal: StreamEvent | undefined;
+  private waiter: ((event: StreamEvent) => void) | undefined;
+  private closed = false;
+
+  constructor(
+    client: grpc.Client,
+    metadata: ReadonlyArray<readonly [string, string]>,
+    private readonly record: ExtProcRecord,
+  ) {
+    const md = new grpc.Metadata();
+    for (const [k, v] of metadata) md.add(k, v);
+    const proto = extProcProto();
+    this.call = client.makeBidiStreamRequest(PROCESS_PATH, proto.serializeRequest, proto.deserializeResponse, md, {});
+    this.call.on("data", (message: ProcessingResponseMsg) => {
+      this.record.received.push(message);
+      this.queue.push(message);
+      this.wake();
+    });
+    this.call.on("status", (status: grpc.StatusObject) => {
+      if (this.closed) return;
+      // A clean close (OK) and an error are different events for Envoy (onGrpcClose / onGrpcError).
+      this.terminal =
+        status.code === grpc.status.OK ? { type: "closed" } : { type: "error", code: status.code, details: status.details };
+      this.wake();
+    });
+    // Errors are reported through "status"; this listener only keeps them from being unhandled.
+    this.call.on("error", () => undefined);
+  }
+
+  send(message: ProcessingRequestMsg): void {
+    this.record.sent.push(message);
+    if (!this.closed) this.call.write(message);
+  }
+
+  /** The next response, or why there is none within `timeoutMs`. */
+  next(timeoutMs: number): Promise<StreamEvent> {
+    const queued = this.queue.shift();
+    if (queued !== undefined) return Promise.resolve({ type: "response", message: queued });
+    if (this.terminal !== undefined) return Promise.resolve(this.terminal);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        resolve({ type: "timeout" });
+      }, timeoutMs);
+      this.waiter = (event) => {
+        clearTimeout(timer);
+        this.waiter = undefined;
+        resolve(event);
+      };
+    });
+  }
+
+  /** Envoy's closeStream(): half-close, then reset (the server sees end-of-stream or a cancel). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.call.end();
+    this.call.cancel();
+    const waiter = this.waiter;
+    if (waiter !== undefined) waiter({ type: "closed" });
+  }
+
+  private wake(): void {
+    const waiter = this.waiter;
+    if (waiter === undefined) return;
+    const queued = this.queue.shift();
+    if (queued !== undefined) waiter({ type: "response", message: queued });
+    else if (this.terminal !== undefined) waiter(this.terminal);
+  }
+}
