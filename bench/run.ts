@@ -16,7 +16,7 @@ const CONCURRENCY = 32;
 const SCALE = Number(process.env.BENCH_SCALE ?? "1") > 0 ? Number(process.env.BENCH_SCALE ?? "1") : 1;
 const WARMUP_MS = 2000 * Math.min(1, SCALE);
 /** Rounds per scenario; servers alternate who goes first, totals are summed over rounds. */
-const ROUNDS = 2;
+const ROUNDS = 4;
 const RESULTS_FILE = path.resolve(__dirname, "../../bench/results/latest.md");
 
 const KiB = 1024;
@@ -34,8 +34,8 @@ const SCENARIOS: Scenario[] = [
   { name: "both phases, 1 KiB", flow: "both", bytes: KiB, count: 3000 },
   { name: "both phases, 64 KiB", flow: "both", bytes: 64 * KiB, count: 1000 },
   { name: "both phases, 1 MiB", flow: "both", bytes: MiB, count: 100 },
-  { name: "router phase only, 1 KiB", flow: "router", bytes: KiB, count: 3000 },
-  { name: "upstream phase only, 1 KiB", flow: "upstream", bytes: KiB, count: 3000 },
+  { name: "router phase only, 1 KiB", flow: "router", bytes: KiB, count: 4000 },
+  { name: "upstream phase only, 1 KiB", flow: "upstream", bytes: KiB, count: 4000 },
 ];
 
 const TARGET_RATIO_1KIB = 1.5;

@@ -7,6 +7,7 @@
 import { GatewayError } from "../api/errors";
 import { formatForPath, OPERATIONS, parsePath, type ApiFormat } from "../api/operations";
 import type { RequestHeaders } from "../api/request-headers";
+import { replaceTopLevelString } from "../api/json-splice";
 import { parseJsonObject } from "../api/request-body";
 import type { RoutingContext } from "../context/routing-context";
 import { CONTINUE, ProtocolError, type ExtProcMessage, type JsonValue, type PhaseReply, type StreamProcessor } from "../extproc/messages";
@@ -104,9 +105,7 @@ export class UpstreamPhase implements StreamProcessor {
     if (ctx.op === undefined || ctx.m === target.config.model) {
       return { kind: "continue", headers: { set: [["content-length", String(body.length)]], remove: [] } };
     }
-    const json = parseJsonObject(body);
-    json.model = target.config.model;
-    const rewritten = Buffer.from(JSON.stringify(json));
+    const rewritten = replaceTopLevelString(body, "model", target.config.model) ?? reserialiseWithModel(body, target.config.model);
     return { kind: "continue", headers: { set: [["content-length", String(rewritten.length)]], remove: [] }, body: rewritten };
   }
 
@@ -126,4 +125,11 @@ export class UpstreamPhase implements StreamProcessor {
     }
     return verified;
   }
+}
+
+/** Slow path for bodies the splice does not handle: parse, set, serialise. */
+function reserialiseWithModel(body: Buffer, model: string): Buffer {
+  const json = parseJsonObject(body);
+  json.model = model;
+  return Buffer.from(JSON.stringify(json));
 }
