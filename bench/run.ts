@@ -33,7 +33,7 @@ interface Scenario {
 const SCENARIOS: Scenario[] = [
   { name: "both phases, 1 KiB", flow: "both", bytes: KiB, count: 3000 },
   { name: "both phases, 64 KiB", flow: "both", bytes: 64 * KiB, count: 1000 },
-  { name: "both phases, 1 MiB", flow: "both", bytes: MiB, count: 100 },
+  { name: "both phases, 1 MiB", flow: "both", bytes: MiB, count: 200 },
   { name: "router phase only, 1 KiB", flow: "router", bytes: KiB, count: 4000 },
   { name: "upstream phase only, 1 KiB", flow: "upstream", bytes: KiB, count: 4000 },
 ];

@@ -209,7 +209,7 @@ describe("upstream phase", () => {
 
   it("rewrites model, path and credentials and strips client and gateway headers", async () => {
     const body = chatBody("smart");
-    const { headersAfterRouter, cluster, token } = await routed({ ...CHAT, ...ALICE, cookie: "session=1", "openai-organization": "client-org" }, body);
+    const { headersAfterRouter, cluster, token } = await routed({ ...CHAT, ...ALICE, "x-api-key": "sk-demo-alice", cookie: "session=1", "openai-organization": "client-org" }, body);
     const s = client.open("upstream");
     const h = await s.send(headersMessage(headersAfterRouter, false, { ...attrs(cluster), ...meta(token) }));
     const common = h.request_headers?.response;
@@ -219,6 +219,7 @@ describe("upstream phase", () => {
     const removed = common?.header_mutation?.remove_headers ?? [];
     for (const name of ["x-llm-router-ctx", "x-llm-router-cluster", "cookie", "openai-organization", "x-api-key"]) assert.ok(removed.includes(name), name);
     assert.ok(!removed.includes("authorization"), "a header that is set is not also removed");
+    assert.ok(!removed.includes("anthropic-version"), "only headers present are removed");
     const b = await s.send(bodyMessage(body, { ...attrs(cluster), ...meta(token) }));
     s.end();
     const rewritten = b.request_body?.response?.body_mutation?.body;
@@ -312,5 +313,26 @@ describe("health", () => {
     const { HealthClient } = await import("./support/health-client.js");
     const status = await new HealthClient(svc.address).check("envoy.service.ext_proc.v3.ExternalProcessor");
     assert.equal(status, "SERVING");
+  });
+});
+
+describe("two replicas", () => {
+  it("the upstream phase on another replica (same HMAC key) serves an attempt routed by this one", async () => {
+    const other = await startTestService();
+    const otherClient = new ExtProcTestClient(other.address);
+    try {
+      const body = chatBody("smart");
+      const r = await routerPhase({ ...CHAT, ...ALICE }, body);
+      const set = setHeaders(r.body?.request_body?.response);
+      const s = otherClient.open("upstream");
+      const h = await s.send(headersMessage({ ...CHAT, ...ALICE, ...set }, false, { attributes: { "envoy.filters.http.ext_proc": { fields: { "xds.cluster_name": { stringValue: "openai" } } } } }));
+      const b = await s.send(bodyMessage(body));
+      s.end();
+      assert.equal(setHeaders(h.request_headers?.response).authorization, "Bearer sk-provider-openai-SECRET");
+      assert.equal((JSON.parse(b.request_body!.response!.body_mutation!.body!.toString()) as { model: string }).model, "gpt-4o");
+    } finally {
+      otherClient.close();
+      await other.stop();
+    }
   });
 });

@@ -1,6 +1,6 @@
 // Gateway API keys: clients send them the way their SDK does (OpenAI SDKs: Authorization: Bearer;
 // Anthropic SDKs: x-api-key). The policy stores only SHA-256 digests.
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { GatewayError } from "../api/errors";
 import type { RequestHeaders } from "../api/request-headers";
 import type { CompiledConsumer, CompiledPolicy } from "../policy/compile";
@@ -40,7 +40,7 @@ export function authenticate(headers: RequestHeaders, policy: CompiledPolicy): C
     if (!policy.requireApiKey) return ANONYMOUS;
     throw new GatewayError("missing_api_key");
   }
-  const consumer = policy.consumerForKeyDigest(createHash("sha256").update(key).digest());
+  const consumer = policy.consumerForKeyDigest(hash("sha256", key, "buffer"));
   if (consumer === undefined) {
     if (!policy.requireApiKey) return ANONYMOUS;
     throw new GatewayError("invalid_api_key");

@@ -49,23 +49,23 @@ export function decodeRequest(req: ProtoProcessingRequest): ExtProcMessage {
   let metadata: Record<string, Record<string, JsonValue>> | undefined;
   if (fm) {
     metadata = {};
-    for (const [ns, s] of Object.entries(fm)) metadata[ns] = structToJson(s);
+    for (const ns in fm) metadata[ns] = structToJson(fm[ns]!);
   }
-  const common = { attributes, metadata };
+  // Object literals of one fixed shape per kind (no spreads): this runs for every message.
   switch (req.request) {
     case "request_headers":
     case "response_headers": {
-      const h = req[req.request];
-      return { ...common, kind: req.request, headers: decodeHeaders(h?.headers), endOfStream: h?.end_of_stream === true };
+      const h = req.request === "request_headers" ? req.request_headers : req.response_headers;
+      return { kind: req.request, headers: decodeHeaders(h?.headers), endOfStream: h?.end_of_stream === true, attributes, metadata };
     }
     case "request_body":
     case "response_body": {
-      const b = req[req.request];
-      return { ...common, kind: req.request, body: b?.body ?? Buffer.alloc(0), endOfStream: b?.end_of_stream === true };
+      const b = req.request === "request_body" ? req.request_body : req.response_body;
+      return { kind: req.request, body: b?.body ?? Buffer.alloc(0), endOfStream: b?.end_of_stream === true, attributes, metadata };
     }
     case "request_trailers":
     case "response_trailers":
-      return { ...common, kind: req.request };
+      return { kind: req.request, attributes, metadata };
     default:
       throw new MalformedMessage("ProcessingRequest without a request");
   }
@@ -73,7 +73,10 @@ export function decodeRequest(req: ProtoProcessingRequest): ExtProcMessage {
 
 function decodeHeaders(map: ProtoHeaderMap | undefined): RequestHeaders {
   const out = new RequestHeaders();
-  for (const h of map?.headers ?? []) {
+  const list = map?.headers;
+  if (list === undefined) return out;
+  for (let i = 0; i < list.length; i++) {
+    const h = list[i]!;
     if (typeof h.key !== "string" || h.key === "") throw new MalformedMessage("header without a name");
     // Current Envoy sends raw_value; old versions only `value`.
     const value = h.raw_value !== undefined && h.raw_value.length > 0 ? h.raw_value.toString("latin1") : (h.value ?? "");

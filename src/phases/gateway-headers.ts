@@ -11,9 +11,13 @@ export const GATEWAY_HEADER_PREFIX = "x-llm-router-";
 /** gRPC initial metadata that tells the service which phase a stream belongs to. */
 export const PHASE_METADATA_KEY = "x-llm-router-phase";
 
+export function isGatewayHeader(name: string, clusterHeader: string): boolean {
+  return name === clusterHeader || name.startsWith(GATEWAY_HEADER_PREFIX);
+}
+
 /** Gateway-owned headers present in a request (prefix match plus the configured cluster header). */
 export function gatewayHeadersIn(names: Iterable<string>, clusterHeader: string): string[] {
   const out: string[] = [];
-  for (const n of names) if (n === clusterHeader || n.startsWith(GATEWAY_HEADER_PREFIX)) out.push(n);
+  for (const n of names) if (isGatewayHeader(n, clusterHeader)) out.push(n);
   return out;
 }

@@ -13,7 +13,9 @@ import type { RoutingContext } from "../context/routing-context";
 import { CONTINUE, ProtocolError, type ExtProcMessage, type JsonValue, type PhaseReply, type StreamProcessor } from "../extproc/messages";
 import type { CompiledPolicy, CompiledTarget } from "../policy/compile";
 import { PROVIDER_HEADERS } from "../providers/types";
-import { CONTEXT_HEADER, gatewayHeadersIn, METADATA_CONTEXT_KEY, METADATA_NAMESPACE } from "./gateway-headers";
+
+const PROVIDER_HEADER_SET: ReadonlySet<string> = new Set(PROVIDER_HEADERS);
+import { CONTEXT_HEADER, isGatewayHeader, METADATA_CONTEXT_KEY, METADATA_NAMESPACE } from "./gateway-headers";
 import type { PhaseDeps } from "./phase-deps";
 import { answering } from "./replies";
 
@@ -83,10 +85,12 @@ export class UpstreamPhase implements StreamProcessor {
       clientAnthropicBeta: ctx.ab,
     });
     const set: Array<[string, string]> = [[":path", rewrite.path], ...rewrite.setHeaders];
-    const setNames = new Set(set.map(([k]) => k));
-    const remove = [...PROVIDER_HEADERS, ...gatewayHeadersIn(headers.names(), this.#policy.clusterHeader), CONTEXT_HEADER].filter(
-      (h, i, all) => !setNames.has(h) && all.indexOf(h) === i,
-    );
+    // Remove what is present and not set by this attempt: provider credentials and settings
+    // (including ones an earlier attempt set in the shared header map) and every gateway header.
+    const remove: string[] = [];
+    for (const name of headers.names()) {
+      if ((PROVIDER_HEADER_SET.has(name) || isGatewayHeader(name, this.#policy.clusterHeader)) && !set.some(([k]) => k === name)) remove.push(name);
+    }
     this.#state = endOfStream ? "done" : "body";
     this.deps.log.debug({ requestId: ctx.rid, target: target.id, path: rewrite.path }, "attempt rewritten");
     return { kind: "continue", headers: { set, remove } };
