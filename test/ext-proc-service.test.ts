@@ -267,33 +267,54 @@ describe("upstream phase", () => {
     assert.equal(setHeaders(h2.request_headers?.response)[":path"], "/v1/chat/completions");
   });
 
-  it("refuses a forged or tampered context with 403", async () => {
+  // Envoy ignores ImmediateResponse from upstream filters, so refusals disarm the attempt instead.
+  function assertDisarmed(r: EnvoyResponse, code: string, present = ["authorization", "x-llm-router-ctx", "x-llm-router-cluster"]): void {
+    assert.equal(r.immediate_response, undefined);
+    const common = r.request_headers?.response;
+    const set = setHeaders(common);
+    assert.deepEqual(Object.keys(set), [":path"]);
+    assert.equal(set[":path"], `/__llm_router_refused__/${code}`);
+    const removed = common?.header_mutation?.remove_headers ?? [];
+    for (const h of present) assert.ok(removed.includes(h), h);
+  }
+
+  it("disarms an attempt with a forged or tampered context: no credentials, no body, a reserved path", async () => {
     const { headersAfterRouter, cluster } = await routed({ ...CHAT, ...ALICE }, chatBody("fast"));
     const [v, payload, sig] = headersAfterRouter["x-llm-router-ctx"]!.split(".");
     const claims = JSON.parse(Buffer.from(payload!, "base64url").toString()) as Record<string, unknown>;
     claims.t = "azure-gpt-4o";
     const forged = `${v}.${Buffer.from(JSON.stringify(claims)).toString("base64url")}.${sig}`;
     const s = client.open("upstream");
-    const r = await s.send(headersMessage({ ...headersAfterRouter, "x-llm-router-ctx": forged }, false, attrs(cluster)));
+    assertDisarmed(await s.send(headersMessage({ ...headersAfterRouter, "x-llm-router-ctx": forged }, false, attrs(cluster))), "invalid_routing_context");
+    const b = await s.send(bodyMessage(chatBody("fast")));
     s.end();
-    const { status, body } = immediateJson(r);
-    assert.equal(status, 403);
-    assert.equal((body as { error: { code: string } }).error.code, "invalid_routing_context");
+    assert.equal(b.request_body?.response?.body_mutation?.body?.length, 0);
+    assert.equal(setHeaders(b.request_body?.response)["content-length"], "0");
   });
 
-  it("refuses a request that never passed the router phase", async () => {
+  it("disarms a request that never passed the router phase", async () => {
     const s = client.open("upstream");
-    const r = await s.send(headersMessage({ ...CHAT, ...ALICE }, false, attrs("openai")));
+    assertDisarmed(await s.send(headersMessage({ ...CHAT, ...ALICE, "x-llm-router-cluster": "openai" }, true, attrs("openai"))), "gateway_misconfigured", ["authorization", "x-llm-router-cluster"]);
     s.end();
-    assert.equal(immediateJson(r).status, 500);
   });
 
-  it("refuses an attempt that reached a cluster other than its target's", async () => {
+  it("disarms an attempt that reached a cluster other than its target's", async () => {
     const { headersAfterRouter, token } = await routed({ ...CHAT, ...ALICE }, chatBody("fast"));
     const s = client.open("upstream");
-    const r = await s.send(headersMessage(headersAfterRouter, false, { ...attrs("anthropic"), ...meta(token) }));
+    assertDisarmed(await s.send(headersMessage(headersAfterRouter, false, { ...attrs("anthropic"), ...meta(token) })), "gateway_misconfigured");
     s.end();
-    assert.equal(immediateJson(r).status, 500);
+  });
+
+  it("takes back the credentials it set when the body cannot be rewritten", async () => {
+    const { headersAfterRouter, cluster, token } = await routed({ ...CHAT, ...ALICE }, chatBody("smart"));
+    const s = client.open("upstream");
+    await s.send(headersMessage(headersAfterRouter, false, { ...attrs(cluster), ...meta(token) }));
+    const b = await s.send(bodyMessage("{not json", meta(token)));
+    s.end();
+    const common = b.request_body?.response;
+    assert.equal(setHeaders(common)[":path"], "/__llm_router_refused__/invalid_json");
+    assert.deepEqual(common?.header_mutation?.remove_headers, ["authorization"]);
+    assert.equal(common?.body_mutation?.body?.length, 0);
   });
 
   it("restates content-length without rewriting when the model already matches", async () => {

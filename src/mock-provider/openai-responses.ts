@@ -64,7 +64,7 @@ export function responses(): MockHandler {
     }
     // A reply cut by max_output_tokens ends with response.incomplete instead of response.completed.
     const finalEvent = reply.truncated ? "response.incomplete" : "response.completed";
-    await sse.json({ type: finalEvent, sequence_number: seq++, response: response(finalStatus, true) }, finalEvent);
+    await sse.json({ type: finalEvent, sequence_number: seq, response: response(finalStatus, true) }, finalEvent);
     sse.end();
   };
 }

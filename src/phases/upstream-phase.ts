@@ -5,7 +5,7 @@
 // previous attempt rewrote, so each attempt rebuilds path and credentials from the signed context
 // and always clears every provider header, never trusting what the map holds.
 import { GatewayError } from "../api/errors";
-import { formatForPath, OPERATIONS, parsePath, type ApiFormat } from "../api/operations";
+import { parsePath } from "../api/operations";
 import type { RequestHeaders } from "../api/request-headers";
 import { replaceTopLevelString } from "../api/json-splice";
 import { parseJsonObject } from "../api/request-body";
@@ -17,17 +17,20 @@ import { PROVIDER_HEADERS } from "../providers/types";
 const PROVIDER_HEADER_SET: ReadonlySet<string> = new Set(PROVIDER_HEADERS);
 import { CONTEXT_HEADER, isGatewayHeader, METADATA_CONTEXT_KEY, METADATA_NAMESPACE } from "./gateway-headers";
 import type { PhaseDeps } from "./phase-deps";
-import { answering } from "./replies";
+
+/** Path of a disarmed attempt (see #failingClosed); providers answer it with 404. */
+export const REJECTED_PATH_PREFIX = "/__llm_router_refused__/";
 
 /** request_attributes key naming the cluster of this attempt. */
 export const CLUSTER_ATTRIBUTE = "xds.cluster_name";
 
 export class UpstreamPhase implements StreamProcessor {
   readonly #policy: CompiledPolicy;
-  #state: "headers" | "body" | "done" = "headers";
-  #format: ApiFormat = "openai";
+  #state: "headers" | "body" | "rejected" | "done" = "headers";
   #ctx: RoutingContext | undefined;
   #target: CompiledTarget | undefined;
+  /** Provider headers this attempt set on its request headers. */
+  #credentialsSet: string[] = [];
 
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
@@ -37,15 +40,47 @@ export class UpstreamPhase implements StreamProcessor {
     switch (message.kind) {
       case "request_headers":
         if (this.#state !== "headers") throw new ProtocolError(`request_headers received in state ${this.#state}`);
-        return answering(() => this.#format, () => this.#onHeaders(message.headers, message.endOfStream, message.metadata, message.attributes));
+        return this.#failingClosed(message.headers, message.endOfStream, () => this.#onHeaders(message.headers, message.endOfStream, message.metadata, message.attributes));
       case "request_body":
+        if (this.#state === "rejected") {
+          this.#state = "done";
+          return { kind: "continue", headers: { set: [["content-length", "0"]], remove: [] }, body: Buffer.alloc(0) };
+        }
         if (this.#state !== "body") throw new ProtocolError(`request_body received in state ${this.#state}`);
-        return answering(() => this.#format, () => this.#onBody(message.body, message.endOfStream));
+        return this.#failingClosed(undefined, true, () => this.#onBody(message.body, message.endOfStream));
       case "request_trailers":
         if (this.#state === "headers") throw new ProtocolError("request_trailers before request_headers");
         return CONTINUE;
       default:
         return CONTINUE;
+    }
+  }
+
+  /**
+   * Envoy ignores ImmediateResponse from an upstream ext_proc filter (ext_proc.cc counts it in
+   * send_immediate_resp_upstream_ignored and the attempt stalls until a timeout), and a gRPC error
+   * ends the same way. So a refused attempt is not answered, it is disarmed: it continues with no
+   * credentials at all (neither the client's nor the provider's), no gateway headers, an empty body
+   * and a reserved path that no provider serves. Nothing of the prompt or of any key leaves; the
+   * provider answers 404/401, which is not retried. The reason is logged with the request id.
+   */
+  #failingClosed(headers: RequestHeaders | undefined, endOfStream: boolean, step: () => PhaseReply): PhaseReply {
+    try {
+      return step();
+    } catch (err) {
+      if (!(err instanceof GatewayError)) throw err;
+      this.deps.log.warn({ requestId: this.#ctx?.rid, code: err.code, target: this.#target?.id }, "upstream attempt refused and disarmed");
+      const path: [string, string] = [":path", `${REJECTED_PATH_PREFIX}${err.code}`];
+      if (headers === undefined) {
+        // Refused on the body: with BUFFERED bodies Envoy still holds the headers, so the
+        // credentials this attempt set on its headers can be taken back here.
+        this.#state = "done";
+        return { kind: "continue", headers: { set: [path, ["content-length", "0"]], remove: this.#credentialsSet }, body: Buffer.alloc(0) };
+      }
+      const remove: string[] = [];
+      for (const name of headers.names()) if (PROVIDER_HEADER_SET.has(name) || isGatewayHeader(name, this.#policy.clusterHeader)) remove.push(name);
+      this.#state = endOfStream ? "done" : "rejected";
+      return { kind: "continue", headers: { set: [path], remove } };
     }
   }
 
@@ -55,10 +90,8 @@ export class UpstreamPhase implements StreamProcessor {
     metadata: Record<string, Record<string, JsonValue>> | undefined,
     attributes: Record<string, JsonValue> | undefined,
   ): PhaseReply {
-    this.#format = formatForPath(parsePath(headers.get(":path") ?? "/").pathname);
     const ctx = this.#context(headers, metadata);
     this.#ctx = ctx;
-    this.#format = ctx.op ? OPERATIONS[ctx.op].format : formatForPath(parsePath(ctx.p).pathname);
 
     const target = this.#policy.targets.get(ctx.t);
     if (target === undefined) {
@@ -91,6 +124,7 @@ export class UpstreamPhase implements StreamProcessor {
     for (const name of headers.names()) {
       if ((PROVIDER_HEADER_SET.has(name) || isGatewayHeader(name, this.#policy.clusterHeader)) && !set.some(([k]) => k === name)) remove.push(name);
     }
+    this.#credentialsSet = rewrite.setHeaders.map(([k]) => k);
     this.#state = endOfStream ? "done" : "body";
     this.deps.log.debug({ requestId: ctx.rid, target: target.id, path: rewrite.path }, "attempt rewritten");
     return { kind: "continue", headers: { set, remove } };

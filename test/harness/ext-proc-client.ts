@@ -15,6 +15,7 @@ export interface ExtProcRecord {
   attempt?: number;
   /** Call metadata sent when the stream opened (grpc_service.initial_metadata). */
   metadata: Record<string, string>;
+  /** Messages as the server decodes them (see ext-proc-types.ts for the shape). */
   sent: unknown[];
   received: unknown[];
   /** Why processing stopped early, if it did (timeout, gRPC error, spurious message...). */
@@ -79,7 +80,9 @@ export class ExtProcStream {
   }
 
   send(message: ProcessingRequestMsg): void {
-    this.record.sent.push(message);
+    // Recorded as the server decodes it (oneof name in `request`, bytes as Buffers).
+    const proto = extProcProto();
+    this.record.sent.push(proto.deserializeRequest(proto.serializeRequest(message)));
     if (!this.closed) this.call.write(message);
   }
 

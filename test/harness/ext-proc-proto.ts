@@ -18,6 +18,7 @@ export const GRPC_MESSAGE_LIMIT_OPTIONS: grpc.ChannelOptions = {
 export interface ExtProcProto {
   service: grpc.ServiceDefinition;
   serializeRequest: (msg: ProcessingRequestMsg) => Buffer;
+  deserializeRequest: (bytes: Buffer) => ProcessingRequestMsg;
   deserializeResponse: (bytes: Buffer) => ProcessingResponseMsg;
   /** envoy.type.v3.StatusCode names ("TooManyRequests") -> numbers (429). */
   statusCodes: ReadonlyMap<string, number>;
@@ -50,6 +51,7 @@ export function extProcProto(): ExtProcProto {
   cached = {
     service,
     serializeRequest: process.requestSerialize as (msg: ProcessingRequestMsg) => Buffer,
+    deserializeRequest: process.requestDeserialize as (bytes: Buffer) => ProcessingRequestMsg,
     deserializeResponse: process.responseDeserialize as (bytes: Buffer) => ProcessingResponseMsg,
     statusCodes,
   };

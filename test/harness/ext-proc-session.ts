@@ -7,8 +7,9 @@
 // - a response of the wrong kind ("spurious"): Envoy ignores the ext_proc server for the rest of the
 //   request and CONTINUES unchanged - whatever failure_mode_allow says;
 // - a processing error (bad mutation, content-length mismatch): 500 local reply.
-// In an UPSTREAM filter chain Envoy (<= 1.36) ignores every local reply of ext_proc
-// (send_immediate_resp_upstream_ignored): the attempt then hangs until a timeout fires.
+// In an UPSTREAM filter chain Envoy ignores every local reply of ext_proc (stat
+// send_immediate_resp_upstream_ignored; Envoy 1.31-1.35, envoyproxy/envoy#41231 proposes to change
+// it): the attempt then hangs until a timeout fires.
 import { type AttributeFacts, evaluateAttributes } from "./attributes";
 import type { ExtProcConfig, ProcessingModeModel } from "./bootstrap-filters";
 import { parseProcessingMode } from "./bootstrap-filters";
@@ -108,14 +109,25 @@ export class ExtProcSession {
 
   /** Sends one message and waits for its response; see the file comment for the failure rules. */
   async exchange(message: ProcessingRequestMsg, direction: "request" | "response", expect: ResponseKind): Promise<Exchange> {
-    if (this.complete) return { type: "skip" };
-    const stream = this.open();
-    stream.send(this.decorate(message, direction));
-    if (this.env.config.observabilityMode) return { type: "skip" };
+    if (!this.send(message, direction)) return { type: "skip" };
+    return this.awaitReply(expect);
+  }
+
+  /** Sends without waiting (STREAMED bodies are pipelined); false when nothing is to be awaited. */
+  send(message: ProcessingRequestMsg, direction: "request" | "response"): boolean {
+    if (this.complete) return false;
+    this.open().send(this.decorate(message, direction));
+    return !this.env.config.observabilityMode;
+  }
+
+  async awaitReply(expect: ResponseKind): Promise<Exchange> {
+    const stream = this.stream;
+    if (this.complete || stream === undefined) return { type: "skip" };
     let timeoutMs = this.env.config.messageTimeoutMs;
     let extended = false;
     for (;;) {
       const event = await stream.next(timeoutMs);
+      if (this.complete) return { type: "skip" };
       if (event.type === "timeout") return this.streamFailure(504, "ext_proc_error_per-message_timeout_exceeded", "message timeout");
       if (event.type === "error") {
         return this.streamFailure(500, `ext_proc_error_gRPC_error_${event.code}`, `gRPC error ${event.code}: ${event.details}`);
