@@ -3,7 +3,7 @@
 // proto/ copy.
 import type * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
-import { ENVOY_EXT_PROC_PROTO, ENVOY_PROTO_INCLUDE_DIRS } from "../support/envoy-protos";
+import { envoyExtProcDefinition } from "../support/envoy-protos";
 import type { ProcessingRequestMsg, ProcessingResponseMsg } from "./ext-proc-types";
 
 export const EXT_PROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor";
@@ -32,14 +32,7 @@ interface EnumDescriptor {
 
 export function extProcProto(): ExtProcProto {
   if (cached !== undefined) return cached;
-  const def = protoLoader.loadSync(ENVOY_EXT_PROC_PROTO, {
-    includeDirs: [...ENVOY_PROTO_INCLUDE_DIRS],
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: false,
-    oneofs: true,
-  });
+  const def = envoyExtProcDefinition();
   const service = def[EXT_PROC_SERVICE] as unknown as grpc.ServiceDefinition;
   const process = service["Process"];
   if (process === undefined) throw new Error("ext_proc proto has no Process method");

@@ -1,6 +1,7 @@
 // Where Envoy's own published API protos live: the npm package @grpc/grpc-js-xds ships a snapshot
 // (about Envoy 1.31) under deps/. Tests load them from there; they are never copied into the repo.
 import path from "node:path";
+import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
 
 const XDS_PACKAGE_ROOT = path.dirname(require.resolve("@grpc/grpc-js-xds/package.json"));
 
@@ -19,4 +20,19 @@ export function envoyApiFile(relative: string): string {
   const root = ENVOY_PROTO_INCLUDE_DIRS[0];
   if (root === undefined) throw new Error("no Envoy API include dir");
   return path.join(root, relative);
+}
+
+let extProcDefinition: PackageDefinition | undefined;
+
+/** Envoy's own ext_proc service definition, loaded once (options as the tests' clients use them). */
+export function envoyExtProcDefinition(): PackageDefinition {
+  extProcDefinition ??= loadSync(ENVOY_EXT_PROC_PROTO, {
+    includeDirs: [...ENVOY_PROTO_INCLUDE_DIRS],
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: false,
+    oneofs: true,
+  });
+  return extProcDefinition;
 }

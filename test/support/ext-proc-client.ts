@@ -1,8 +1,7 @@
 // A real grpc-js client speaking Envoy's own ext_proc protos (not the project's subset), for
 // integration tests against the service on port 0.
 import * as grpc from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import { ENVOY_EXT_PROC_PROTO, ENVOY_PROTO_INCLUDE_DIRS } from "./envoy-protos";
+import { envoyExtProcDefinition } from "./envoy-protos";
 
 type Ctor = new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => grpc.Client & {
   Process(metadata: grpc.Metadata): grpc.ClientDuplexStream<object, EnvoyResponse>;
@@ -13,14 +12,7 @@ let ctor: Ctor | undefined;
 const statusCodes = new Map<string, number>();
 function clientCtor(): Ctor {
   if (!ctor) {
-    const def = protoLoader.loadSync(ENVOY_EXT_PROC_PROTO, {
-      includeDirs: [...ENVOY_PROTO_INCLUDE_DIRS],
-      keepCase: true,
-      longs: String,
-      enums: String,
-      defaults: false,
-      oneofs: true,
-    });
+    const def = envoyExtProcDefinition();
     const statusEnum = def["envoy.type.v3.StatusCode"] as unknown as { type: { value: Array<{ name: string; number: number }> } };
     for (const v of statusEnum.type.value) statusCodes.set(v.name, v.number);
     const pkg = grpc.loadPackageDefinition(def) as unknown as { envoy: { service: { ext_proc: { v3: { ExternalProcessor: Ctor } } } } };
