@@ -134,3 +134,10 @@ describe("policy reload", () => {
     assert.equal(store.current, first);
   });
 });
+
+describe("published JSON Schema", () => {
+  it("examples/policy.schema.json equals `llm-router schema` (regenerate it when the schema changes)", () => {
+    const file = path.join(path.dirname(EXAMPLE_POLICY), "policy.schema.json");
+    assert.deepEqual(JSON.parse(readFileSync(file, "utf8")), policyJsonSchema());
+  });
+});
