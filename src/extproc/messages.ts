@@ -46,8 +46,6 @@ export class ProtocolError extends Error {
 /** One ext_proc stream's logic: answers each message exactly once. */
 export interface StreamProcessor {
   handle(message: ExtProcMessage): PhaseReply | Promise<PhaseReply>;
-  /** The stream ended (any reason); release what the request held. */
-  close?(outcome: StreamOutcome): void;
 }
 
 export type StreamOutcome = "ok" | "cancelled" | "error";

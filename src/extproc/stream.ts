@@ -9,23 +9,13 @@ import { ProtocolError, type ExtProcMessage, type PhaseReply, type StreamOutcome
 
 export type ProcessCall = grpc.ServerDuplexStream<ProtoProcessingRequest, object>;
 
-export interface StreamHooks {
-  onStreamEnd?(phase: string, outcome: StreamOutcome): void;
-}
-
-export function serveStream(call: ProcessCall, phase: string, processor: StreamProcessor, log: Logger, hooks: StreamHooks = {}): void {
+export function serveStream(call: ProcessCall, phase: string, processor: StreamProcessor, log: Logger): void {
   let queue: Promise<void> | undefined;
   let finished = false;
 
   const finish = (outcome: StreamOutcome, status?: { code: grpc.status; details: string }) => {
     if (finished) return;
     finished = true;
-    try {
-      processor.close?.(outcome);
-    } catch (err) {
-      log.error({ err, phase }, "stream close hook failed");
-    }
-    hooks.onStreamEnd?.(phase, outcome);
     if (status) {
       // Sends the status trailer and ends the call.
       call.emit("error", { code: status.code, details: status.details, metadata: new grpc.Metadata() });
