@@ -3,7 +3,7 @@
 // deployment name as the model when the body has none.
 import { createHash } from "node:crypto";
 import { type MockContext, type MockHandler, nowSeconds, sendError, sendJson } from "./context";
-import { buildReply, contentText, inputTokensFor, isRecord, lastUserText, positiveInt } from "./reply";
+import { buildReply, contentText, inputTokensFor, isRecord, lastUserText, type MockReply, positiveInt } from "./reply";
 
 /** `model` from the body, else the Azure deployment; undefined means "reject: model required". */
 function modelOf(body: Record<string, unknown>, fallback: string | undefined): string | undefined {
@@ -42,11 +42,7 @@ export function chatCompletions(deployment?: string): MockHandler {
     const id = `chatcmpl-mock-${ctx.seq}`;
     const created = nowSeconds();
     const finishReason = reply.truncated ? "length" : "stop";
-    const usage = {
-      prompt_tokens: reply.inputTokens,
-      completion_tokens: reply.outputTokens,
-      total_tokens: reply.inputTokens + reply.outputTokens,
-    };
+    const usage = openaiUsage(reply);
     if (body["stream"] !== true) {
       return sendJson(ctx.res, 200, {
         id,
@@ -103,11 +99,7 @@ export function completions(deployment?: string): MockHandler {
     const id = `cmpl-mock-${ctx.seq}`;
     const created = nowSeconds();
     const finishReason = reply.truncated ? "length" : "stop";
-    const usage = {
-      prompt_tokens: reply.inputTokens,
-      completion_tokens: reply.outputTokens,
-      total_tokens: reply.inputTokens + reply.outputTokens,
-    };
+    const usage = openaiUsage(reply);
     const base = { id, object: "text_completion", created, model };
     if (body["stream"] !== true) {
       return sendJson(ctx.res, 200, {
@@ -164,4 +156,9 @@ export function embeddings(deployment?: string): MockHandler {
     const tokens = inputTokensFor(ctx.bodyChars);
     sendJson(ctx.res, 200, { object: "list", data, model, usage: { prompt_tokens: tokens, total_tokens: tokens } });
   };
+}
+
+/** The `usage` object of OpenAI chat and text completions. */
+function openaiUsage(reply: MockReply): { prompt_tokens: number; completion_tokens: number; total_tokens: number } {
+  return { prompt_tokens: reply.inputTokens, completion_tokens: reply.outputTokens, total_tokens: reply.inputTokens + reply.outputTokens };
 }
