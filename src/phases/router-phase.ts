@@ -114,7 +114,8 @@ export class RouterPhase implements StreamProcessor {
     if (ab !== undefined) ctx.ab = ab;
     log.debug({ requestId: p.requestId, consumer: p.consumer.id, route: route.name, target: target.id, model }, "routed");
 
-    const edits: HeaderEdits = { set: [], remove: gatewayHeadersIn(p.headers.names(), this.#policy.clusterHeader) };
+    // Client-sent gateway headers were already removed in the reply to the request headers.
+    const edits: HeaderEdits = { set: [], remove: [] };
     if (p.encoding) {
       // Forward the decoded body so the upstream phase and the provider see plain JSON.
       edits.remove.push("content-encoding");

@@ -44,7 +44,7 @@ export class UpstreamPhase implements StreamProcessor {
       case "request_body":
         if (this.#state === "rejected") {
           this.#state = "done";
-          return { kind: "continue", headers: { set: [["content-length", "0"]], remove: [] }, body: Buffer.alloc(0) };
+          return emptyBody([], []);
         }
         if (this.#state !== "body") throw new ProtocolError(`request_body received in state ${this.#state}`);
         return this.#failingClosed(undefined, true, () => this.#onBody(message.body, message.endOfStream));
@@ -75,12 +75,10 @@ export class UpstreamPhase implements StreamProcessor {
         // Refused on the body: with BUFFERED bodies Envoy still holds the headers, so the
         // credentials this attempt set on its headers can be taken back here.
         this.#state = "done";
-        return { kind: "continue", headers: { set: [path, ["content-length", "0"]], remove: this.#credentialsSet }, body: Buffer.alloc(0) };
+        return emptyBody([path], this.#credentialsSet);
       }
-      const remove: string[] = [];
-      for (const name of headers.names()) if (PROVIDER_HEADER_SET.has(name) || isGatewayHeader(name, this.#policy.clusterHeader)) remove.push(name);
       this.#state = endOfStream ? "done" : "rejected";
-      return { kind: "continue", headers: { set: [path], remove } };
+      return { kind: "continue", headers: { set: [path], remove: this.#strippable(headers, []) } };
     }
   }
 
@@ -118,16 +116,24 @@ export class UpstreamPhase implements StreamProcessor {
       clientAnthropicBeta: ctx.ab,
     });
     const set: Array<[string, string]> = [[":path", rewrite.path], ...rewrite.setHeaders];
-    // Remove what is present and not set by this attempt: provider credentials and settings
-    // (including ones an earlier attempt set in the shared header map) and every gateway header.
-    const remove: string[] = [];
-    for (const name of headers.names()) {
-      if ((PROVIDER_HEADER_SET.has(name) || isGatewayHeader(name, this.#policy.clusterHeader)) && !set.some(([k]) => k === name)) remove.push(name);
-    }
+    const remove = this.#strippable(headers, set);
     this.#credentialsSet = rewrite.setHeaders.map(([k]) => k);
     this.#state = endOfStream ? "done" : "body";
     this.deps.log.debug({ requestId: ctx.rid, target: target.id, path: rewrite.path }, "attempt rewritten");
     return { kind: "continue", headers: { set, remove } };
+  }
+
+  /**
+   * Headers present that must not reach the provider: provider credentials and settings (including
+   * ones an earlier attempt set in the shared header map) and every gateway header, except those
+   * this attempt sets itself.
+   */
+  #strippable(headers: RequestHeaders, set: ReadonlyArray<readonly [string, string]>): string[] {
+    const remove: string[] = [];
+    for (const name of headers.names()) {
+      if ((PROVIDER_HEADER_SET.has(name) || isGatewayHeader(name, this.#policy.clusterHeader)) && !set.some(([k]) => k === name)) remove.push(name);
+    }
+    return remove;
   }
 
   #onBody(body: Buffer, endOfStream: boolean): PhaseReply {
@@ -170,4 +176,9 @@ function reserialiseWithModel(body: Buffer, model: string): Buffer {
   const json = parseJsonObject(body);
   json.model = model;
   return Buffer.from(JSON.stringify(json));
+}
+
+/** A body reply that withholds the body (content-length restated to 0). */
+function emptyBody(set: Array<[string, string]>, remove: string[]): PhaseReply {
+  return { kind: "continue", headers: { set: [...set, ["content-length", "0"]], remove }, body: Buffer.alloc(0) };
 }
