@@ -10,6 +10,7 @@ import { serveStream, type ProcessCall } from "./extproc/stream";
 import type { StreamProcessor } from "./extproc/messages";
 import { PHASE_METADATA_KEY } from "./phases/gateway-headers";
 import type { PhaseDeps } from "./phases/phase-deps";
+import { TargetObservations } from "./routing/observations";
 import { RouterPhase } from "./phases/router-phase";
 import { UpstreamPhase } from "./phases/upstream-phase";
 import { PolicyStore } from "./policy/policy-store";
@@ -46,7 +47,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const policy = PolicyStore.open(opts.policyFile, log, opts.env);
   if (opts.watchPolicy) policy.watch();
   const signer = new ContextSigner(opts.hmacKeys, opts.contextMaxAgeMs);
-  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now };
+  const observations = new TargetObservations(() => policy.current.cooldown);
+  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random };
 
   // Raise grpc-js's 4 MiB default: BUFFERED bodies up to Envoy's buffer limit arrive in one message.
   const maxMessage = opts.maxBodyBytes + MESSAGE_OVERHEAD_BYTES;

@@ -1,7 +1,7 @@
 // The CLI as users run it: a child process of dist/src/cli/main.js.
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
@@ -30,33 +30,54 @@ describe("cli", () => {
     assert.match(r.stdout, /consistent with the policy/);
   });
 
-  it("validate: a cluster missing from envoy.yaml and a wrong routing header fail", async () => {
+  it("validate: a chain envoy.yaml lacks, a new route and a wrong routing header fail", async () => {
     const d = examplePolicy();
-    (d.targets as Record<string, Record<string, unknown>>)["local-llama"]!.cluster = "not_in_envoy";
+    const routes = d.routes as Array<Record<string, unknown>>;
+    routes[2]!.targets = ["openai-gpt-4o-mini", "azure-gpt-4o"];
+    routes.push({ name: "brand-new", match: { models: ["new"] }, targets: ["local-llama"] });
     (d.gateway as Record<string, unknown>).clusterHeader = "x-other";
     const file = path.join(mkdtempSync(path.join(tmpdir(), "llm-router-cli-")), "p.json");
     writeFileSync(file, JSON.stringify(d));
     const r = await cli(["validate", "--policy", file, "--envoy", ENVOY]);
     assert.equal(r.code, 1);
-    assert.match(r.stdout, /target local-llama: cluster "not_in_envoy" is not defined/);
+    assert.match(r.stdout, /cluster "chain_openai-gpt-4o-mini_[0-9a-f]{8}" \(targets openai-gpt-4o-mini -> azure-gpt-4o\) is not defined in envoy\.yaml \(render it again/);
+    assert.match(r.stdout, /route brand-new: no Envoy route with cluster_header x-other matches x-llm-router-route: brand-new/);
     assert.match(r.stdout, /cluster_header "x-llm-router-cluster" but the policy sets "x-other"/);
+  });
+
+  it("render-envoy: prints the committed envoy.yaml for the example policy", async () => {
+    const r = await cli(["render-envoy", "--policy", "examples/policy.json", "--base", "envoy/envoy.base.yaml"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(`${r.stdout.trimEnd()}\n`, readFileSync(ENVOY, "utf8"));
   });
 
   it("validate: a bad policy exits 1 with the path", async () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), "llm-router-cli-")), "p.json");
-    writeFileSync(file, JSON.stringify({ version: 1, providers: {}, targets: {}, routes: [{ name: "r", target: "t" }] }));
+    writeFileSync(file, JSON.stringify({ version: 1, providers: {}, targets: {}, routes: [{ name: "r", targets: ["t"] }] }));
     const r = await cli(["validate", "--policy", file]);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /routes\[0\]\.target: unknown target/);
+    assert.match(r.stderr, /routes\[0\]\.targets\[0\]: unknown target/);
   });
 
   it("explain: prints the decision without network or provider keys", async () => {
     const r = await cli(["explain", "--policy", EXAMPLE_POLICY, "--key", "sk-demo-alice", "--body", '{"model":"smart","messages":[]}']);
     assert.equal(r.code, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { decision: string; upstreamRequest: { path: string; headers: Record<string, string>; body: { model: string } } };
-    assert.equal(out.decision, "consumer alice -> route smart -> target openai-gpt-4o (cluster openai) -> POST /v1/chat/completions");
-    assert.equal(out.upstreamRequest.body.model, "gpt-4o");
-    assert.equal(out.upstreamRequest.headers.authorization, "Bearer <credential from env OPENAI_API_KEY>");
+    type Attempt = { target: string; upstreamRequest: { path: string; headers: Record<string, string>; body: { model: string } } };
+    const out = JSON.parse(r.stdout) as { decision: string; plan: { chain: string[]; order: string[]; retries: number; why: string }; attempts: Attempt[] };
+    assert.match(out.decision, /^consumer alice -> route smart -> target openai-gpt-4o \(cluster chain_openai-gpt-4o_[0-9a-f]{8}, then azure-gpt-4o, local-llama\) -> POST \/v1\/chat\/completions$/);
+    assert.deepEqual(out.plan.chain, ["openai-gpt-4o", "azure-gpt-4o", "local-llama"]);
+    assert.deepEqual(out.plan.order, out.plan.chain);
+    assert.equal(out.plan.retries, 2);
+    const [first, second, third] = out.attempts;
+    assert.equal(first!.upstreamRequest.body.model, "gpt-4o");
+    assert.equal(first!.upstreamRequest.headers.authorization, "Bearer <credential from env OPENAI_API_KEY>");
+    // The fallback attempts: Azure's deployment path and api-key, then the local model without credentials.
+    assert.equal(second!.target, "azure-gpt-4o");
+    assert.equal(second!.upstreamRequest.path, "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21");
+    assert.equal(second!.upstreamRequest.headers["api-key"], "<credential from file /run/secrets/azure-openai-key>");
+    assert.equal(second!.upstreamRequest.headers.authorization, undefined);
+    assert.equal(third!.upstreamRequest.body.model, "meta-llama/Llama-3.1-8B-Instruct");
+    assert.equal(third!.upstreamRequest.headers["api-key"], undefined);
     assert.ok(!r.stdout.includes("sk-demo-alice"), "the client's key is not echoed");
   });
 

@@ -22,7 +22,7 @@ before(async () => {
   envoy = await EnvoyHarness.start({
     envoyYaml: path.join(REPO_ROOT, "envoy/envoy.yaml"),
     extProcAddress: svc.address,
-    clusterEndpoints: { openai: mock.url, anthropic: mock.url, azure_openai: mock.url, local_vllm: mock.url },
+    hostEndpoints: { "api.openai.com": mock.url, "api.anthropic.com": mock.url, "my-resource.openai.azure.com": mock.url, "vllm.internal": mock.url },
   });
 });
 after(async () => {
@@ -100,21 +100,21 @@ describe("end to end through envoy.yaml", () => {
     const emb = await envoy.request({ method: "POST", path: "/v1/embeddings", headers: ALICE, body: JSON.stringify({ model: "embed", input: ["a", "b"] }) });
     assert.equal(emb.status, 200, emb.text());
     assert.equal((mock.requests[0]!.json as { model: string }).model, "text-embedding-3-small");
-    const resp = await envoy.request({ method: "POST", path: "/v1/responses", headers: ALICE, body: JSON.stringify({ model: "smart", input: "hi" }) });
+    const resp = await envoy.request({ method: "POST", path: "/v1/responses", headers: ALICE, body: JSON.stringify({ model: "fast", input: "hi" }) });
     assert.equal(resp.status, 200, resp.text());
     assert.equal(mock.requests[1]!.path, "/v1/responses");
   });
 
   it("a retried attempt starts from the original request (shared header map, fresh body)", async () => {
     mock.failNext(1, 503);
-    const res = await envoy.request({ method: "POST", path: "/v1/chat/completions", headers: ALICE, body: chat("smart") });
+    const res = await envoy.request({ method: "POST", path: "/v1/chat/completions", headers: ALICE, body: chat("fast") });
     assert.equal(res.status, 200, res.text());
     assert.equal(res.attempts.length, 2);
     assert.equal(mock.requests.length, 2);
     for (const sent of mock.requests) {
       assert.equal(sent.path, "/v1/chat/completions");
       assert.equal(header(sent, "authorization"), "Bearer sk-provider-openai-SECRET", "exactly one provider credential");
-      assert.equal((sent.json as { model: string }).model, "gpt-4o");
+      assert.equal((sent.json as { model: string }).model, "gpt-4o-mini");
       assertClean(sent);
     }
     assert.deepEqual(mock.requests[0]!.body, mock.requests[1]!.body);
@@ -124,12 +124,13 @@ describe("end to end through envoy.yaml", () => {
     const res = await envoy.request({
       method: "POST",
       path: "/v1/chat/completions",
-      headers: { ...ALICE, "x-llm-router-cluster": "anthropic", "x-llm-router-ctx": "v1.e30.AAAA", "x-envoy-retry-on": "5xx" },
+      headers: { ...ALICE, "x-llm-router-cluster": "tgt_claude-sonnet", "x-llm-router-route": "claude", "x-llm-router-ctx": "v1.e30.AAAA", "x-envoy-retry-on": "5xx", "x-envoy-max-retries": "7" },
       body: chat("fast"),
     });
     assert.equal(res.status, 200, res.text());
-    assert.equal(res.route?.cluster, "openai");
-    assert.equal(res.attempts[0]!.cluster, "openai");
+    assert.equal(res.route?.cluster, "tgt_openai-gpt-4o-mini");
+    assert.equal(res.route?.name, "fast");
+    assert.equal(res.attempts[0]!.cluster, "tgt_openai-gpt-4o-mini");
     assertClean(mock.requests[0]!);
   });
 

@@ -5,11 +5,18 @@ import { gzipSync } from "node:zlib";
 import { after, before, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { bodyMessage, ExtProcTestClient, headersMessage, immediateJson, setHeaders, type EnvoyResponse } from "./support/ext-proc-client";
-import { startTestService, type TestService } from "./support/service";
+import { TARGET_ATTRIBUTE } from "../src/phases/gateway-headers";
+import { compilePolicyText } from "../src/policy/compile";
+import { examplePolicy, startTestService, type TestService } from "./support/service";
 
 const CHAT = { ":method": "POST", ":path": "/v1/chat/completions", ":authority": "gw", ":scheme": "https", "content-type": "application/json", "x-request-id": "req-1" };
 const ALICE = { authorization: "Bearer sk-demo-alice" };
 const chatBody = (model: string, extra: object = {}) => JSON.stringify({ model, messages: [{ role: "user", content: "hello" }], ...extra });
+
+const EXAMPLE = compilePolicyText(JSON.stringify(examplePolicy()), { file: "example.json", resolveSecrets: false });
+/** The chain cluster of route "smart" that starts with OpenAI (its first target). */
+const SMART = EXAMPLE.routes.find((r) => r.name === "smart")!.clusterStartingWith.get("openai-gpt-4o")!.name;
+const FAST = "tgt_openai-gpt-4o-mini";
 
 let svc: TestService;
 let client: ExtProcTestClient;
@@ -43,14 +50,16 @@ function metadataCtx(r: EnvoyResponse): string {
 
 describe("router phase", () => {
   it("routes an alias to its target's cluster and clears the route cache", async () => {
-    const r = await routerPhase({ ...CHAT, ...ALICE, "x-llm-router-cluster": "anthropic" }, chatBody("smart"));
+    const r = await routerPhase({ ...CHAT, ...ALICE, "x-llm-router-cluster": "tgt_claude-sonnet", "x-llm-router-route": "claude", "x-envoy-max-retries": "9" }, chatBody("smart"));
     // The client's own routing header is removed on headers...
-    assert.deepEqual(r.headers.request_headers?.response?.header_mutation?.remove_headers, ["x-llm-router-cluster"]);
+    assert.deepEqual(r.headers.request_headers?.response?.header_mutation?.remove_headers, ["x-llm-router-cluster", "x-llm-router-route", "x-envoy-max-retries"]);
     const common = r.body?.request_body?.response;
     assert.equal(common?.clear_route_cache, true);
     const set = setHeaders(common);
     // ...and overwritten on the body with the policy's choice.
-    assert.equal(set["x-llm-router-cluster"], "openai");
+    assert.equal(set["x-llm-router-cluster"], SMART);
+    assert.equal(set["x-llm-router-route"], "smart");
+    assert.equal(set["x-envoy-max-retries"], undefined, "the whole chain can take the request");
     assert.match(set["x-llm-router-ctx"] ?? "", /^v1\./);
     assert.equal(metadataCtx(r.body!), set["x-llm-router-ctx"]);
     for (const h of common?.header_mutation?.set_headers ?? []) {
@@ -64,14 +73,14 @@ describe("router phase", () => {
   it("routes on headers and consumer (first matching route wins)", async () => {
     const ci = { authorization: "Bearer sk-demo-ci" };
     const coding = await routerPhase({ ...CHAT, ...ci, "x-llm-task": "coding" }, chatBody("smart"));
-    assert.equal(setHeaders(coding.body?.request_body?.response)["x-llm-router-cluster"], "local_vllm");
+    assert.equal(setHeaders(coding.body?.request_body?.response)["x-llm-router-cluster"], "tgt_local-llama");
     const plain = await routerPhase({ ...CHAT, ...ci }, chatBody("smart"));
-    assert.equal(setHeaders(plain.body?.request_body?.response)["x-llm-router-cluster"], "openai");
+    assert.equal(setHeaders(plain.body?.request_body?.response)["x-llm-router-cluster"], SMART);
   });
 
   it("accepts the Anthropic SDK's x-api-key on /v1/messages", async () => {
     const r = await routerPhase({ ...CHAT, ":path": "/v1/messages", "x-api-key": "sk-demo-bob", "anthropic-version": "2023-06-01" }, JSON.stringify({ model: "claude", max_tokens: 5, messages: [] }));
-    assert.equal(setHeaders(r.body?.request_body?.response)["x-llm-router-cluster"], "anthropic");
+    assert.equal(setHeaders(r.body?.request_body?.response)["x-llm-router-cluster"], "tgt_claude-sonnet");
   });
 
   it("decodes gzip bodies and forwards plain JSON with a correct content-length", async () => {
@@ -87,7 +96,8 @@ describe("router phase", () => {
     const r = await routerPhase({ ":method": "GET", ":path": "/v1/models", ":authority": "gw", ...ALICE });
     const common = r.headers.request_headers?.response;
     assert.equal(common?.clear_route_cache, true);
-    assert.equal(setHeaders(common)["x-llm-router-cluster"], "openai");
+    assert.equal(setHeaders(common)["x-llm-router-cluster"], "tgt_openai-gpt-4o");
+    assert.equal(setHeaders(common)["x-llm-router-route"], "__passthrough");
   });
 
   const openaiError = (code: string) => (body: unknown) => assert.equal((body as { error: { code: string } }).error.code, code);
@@ -142,13 +152,13 @@ describe("router phase", () => {
     await s.send({ request_headers: { headers: { headers: Object.entries({ ...CHAT, ...ALICE }).map(([key, value]) => ({ key, value })) } } });
     const b = await s.send(bodyMessage(chatBody("fast")));
     s.end();
-    assert.equal(setHeaders(b.request_body?.response)["x-llm-router-cluster"], "openai");
+    assert.equal(setHeaders(b.request_body?.response)["x-llm-router-cluster"], FAST);
   });
 
   it("handles a body just under the limit in one gRPC message (above grpc-js's 4 MiB default)", async () => {
     const big = chatBody("fast", { padding: "x".repeat(12 * 1024 * 1024) });
     const r = await routerPhase({ ...CHAT, ...ALICE }, big);
-    assert.equal(setHeaders(r.body?.request_body?.response)["x-llm-router-cluster"], "openai");
+    assert.equal(setHeaders(r.body?.request_body?.response)["x-llm-router-cluster"], FAST);
   });
 });
 
@@ -159,7 +169,7 @@ describe("stream protocol", () => {
     bad.call.write(bodyMessage(chatBody("smart")));
     assert.equal((await status).code, grpc.status.INVALID_ARGUMENT);
     const ok = await routerPhase({ ...CHAT, ...ALICE }, chatBody("fast"));
-    assert.equal(setHeaders(ok.body?.request_body?.response)["x-llm-router-cluster"], "openai");
+    assert.equal(setHeaders(ok.body?.request_body?.response)["x-llm-router-cluster"], FAST);
   });
 
   it("ends a stream on a message with no request set", async () => {
@@ -183,7 +193,7 @@ describe("stream protocol", () => {
       if (i % 2 === 0) s.call.cancel();
     });
     const rest = await Promise.all(streams.filter((_, i) => i % 2 === 1).map((s) => s.send(bodyMessage(chatBody("fast")))));
-    for (const r of rest) assert.equal(setHeaders(r.request_body?.response)["x-llm-router-cluster"], "openai");
+    for (const r of rest) assert.equal(setHeaders(r.request_body?.response)["x-llm-router-cluster"], FAST);
     streams.forEach((s) => s.end());
   });
 
@@ -204,7 +214,13 @@ describe("upstream phase", () => {
     const after: Record<string, string> = { ...headers, ...set };
     return { token: metadataCtx(r.body!), cluster: set["x-llm-router-cluster"]!, headersAfterRouter: after };
   }
-  const attrs = (cluster: string) => ({ attributes: { "envoy.filters.http.ext_proc": { fields: { "xds.cluster_name": { stringValue: cluster } } } } });
+  /** Request attributes of an attempt: its cluster and the target its endpoint names (default: the cluster's first). */
+  const attrs = (cluster: string, target?: string) => {
+    const first = target ?? [...EXAMPLE.clusters.values()].find((c) => c.name === cluster)?.order[0]?.id;
+    const fields: Record<string, { stringValue: string }> = { "xds.cluster_name": { stringValue: cluster } };
+    if (first !== undefined) fields[TARGET_ATTRIBUTE] = { stringValue: first };
+    return { attributes: { "envoy.filters.http.ext_proc": { fields } } };
+  };
   const meta = (token: string) => ({ metadata_context: { filter_metadata: { llm_router: { fields: { ctx: { stringValue: token } } } } } });
 
   it("rewrites model, path and credentials and strips client and gateway headers", async () => {
@@ -231,7 +247,7 @@ describe("upstream phase", () => {
   it("builds Azure paths and api-key auth", async () => {
     const body = chatBody("gpt-4o-azure");
     const { headersAfterRouter, cluster, token } = await routed({ ...CHAT, ...ALICE }, body);
-    assert.equal(cluster, "azure_openai");
+    assert.equal(cluster, "tgt_azure-gpt-4o");
     const s = client.open("upstream");
     const set = setHeaders((await s.send(headersMessage(headersAfterRouter, false, { ...attrs(cluster), ...meta(token) }))).request_headers?.response);
     s.end();
@@ -294,15 +310,41 @@ describe("upstream phase", () => {
 
   it("disarms a request that never passed the router phase", async () => {
     const s = client.open("upstream");
-    assertDisarmed(await s.send(headersMessage({ ...CHAT, ...ALICE, "x-llm-router-cluster": "openai" }, true, attrs("openai"))), "gateway_misconfigured", ["authorization", "x-llm-router-cluster"]);
+    assertDisarmed(await s.send(headersMessage({ ...CHAT, ...ALICE, "x-llm-router-cluster": FAST }, true, attrs(FAST))), "gateway_misconfigured", ["authorization", "x-llm-router-cluster"]);
     s.end();
   });
 
-  it("disarms an attempt that reached a cluster other than its target's", async () => {
+  it("disarms an attempt that reached a cluster other than the one chosen", async () => {
     const { headersAfterRouter, token } = await routed({ ...CHAT, ...ALICE }, chatBody("fast"));
     const s = client.open("upstream");
-    assertDisarmed(await s.send(headersMessage(headersAfterRouter, false, { ...attrs("anthropic"), ...meta(token) })), "gateway_misconfigured");
+    assertDisarmed(await s.send(headersMessage(headersAfterRouter, false, { ...attrs("tgt_claude-sonnet"), ...meta(token) })), "gateway_misconfigured");
     s.end();
+  });
+
+  it("disarms an attempt whose endpoint names a target outside the signed chain", async () => {
+    const { headersAfterRouter, cluster, token } = await routed({ ...CHAT, ...ALICE }, chatBody("smart"));
+    const s = client.open("upstream");
+    assertDisarmed(await s.send(headersMessage(headersAfterRouter, false, { ...attrs(cluster, "claude-sonnet"), ...meta(token) })), "gateway_misconfigured");
+    s.end();
+  });
+
+  it("rewrites each attempt for the chain target its endpoint names", async () => {
+    const body = chatBody("smart");
+    const { headersAfterRouter, cluster, token } = await routed({ ...CHAT, ...ALICE }, body);
+    const s = client.open("upstream");
+    const h = await s.send(headersMessage({ ...headersAfterRouter, "x-envoy-attempt-count": "2" }, false, { ...attrs(cluster, "azure-gpt-4o"), ...meta(token) }));
+    const set = setHeaders(h.request_headers?.response);
+    assert.equal(set[":path"], "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21");
+    assert.equal(set["api-key"], "azure-provider-SECRET");
+    assert.ok(h.request_headers?.response?.header_mutation?.remove_headers?.includes("authorization"), "the client's key never goes to Azure");
+    await s.send(bodyMessage(body, meta(token)));
+    // The attempt's response: target and attempt for the client; retry-after-ms restated in seconds.
+    const rh = await s.send({ response_headers: { headers: { headers: [{ key: ":status", raw_value: Buffer.from("429") }, { key: "retry-after-ms", raw_value: Buffer.from("1500") }] } } });
+    s.end();
+    const out = setHeaders(rh.response_headers?.response);
+    assert.equal(out["x-llm-router-target"], "azure-gpt-4o");
+    assert.equal(out["x-llm-router-attempt"], "2");
+    assert.equal(out["retry-after"], "2");
   });
 
   it("takes back the credentials it set when the body cannot be rewritten", async () => {
@@ -346,7 +388,7 @@ describe("two replicas", () => {
       const r = await routerPhase({ ...CHAT, ...ALICE }, body);
       const set = setHeaders(r.body?.request_body?.response);
       const s = otherClient.open("upstream");
-      const h = await s.send(headersMessage({ ...CHAT, ...ALICE, ...set }, false, { attributes: { "envoy.filters.http.ext_proc": { fields: { "xds.cluster_name": { stringValue: "openai" } } } } }));
+      const h = await s.send(headersMessage({ ...CHAT, ...ALICE, ...set }, false, { attributes: { "envoy.filters.http.ext_proc": { fields: { "xds.cluster_name": { stringValue: SMART }, [TARGET_ATTRIBUTE]: { stringValue: "openai-gpt-4o" } } } } }));
       const b = await s.send(bodyMessage(body));
       s.end();
       assert.equal(setHeaders(h.request_headers?.response).authorization, "Bearer sk-provider-openai-SECRET");

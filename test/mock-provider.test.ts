@@ -194,6 +194,51 @@ describe("mock provider", () => {
     assert.equal(mock.requests.length, 4, "failed requests are recorded too");
   });
 
+  it("failNext sends the given headers (retry-after-ms) with the forced status", async () => {
+    mock.failNext(1, 429, { headers: { "retry-after-ms": "1500", "x-ratelimit-reset-requests": "2s" } });
+    const res = await post(`${mock.url}/v1/chat/completions`, { model: "m", messages: [{ role: "user", content: "x" }] });
+    assert.equal(res.status, 429);
+    assert.equal(res.headers.get("retry-after-ms"), "1500");
+    assert.equal(res.headers.get("x-ratelimit-reset-requests"), "2s");
+    assert.equal(((await res.json()) as { error: { code: string } }).error.code, "rate_limit_exceeded");
+  });
+
+  it("delayNext holds the response headers of the next requests", async () => {
+    mock.delayNext(1, 150);
+    const body = { model: "m", messages: [{ role: "user", content: "x" }] };
+    const started = Date.now();
+    const slow = await post(`${mock.url}/v1/chat/completions`, body);
+    assert.equal(slow.status, 200);
+    assert.ok(Date.now() - started >= 140, "headers came after the delay");
+    const fast = Date.now();
+    assert.equal((await post(`${mock.url}/v1/chat/completions`, body)).status, 200);
+    assert.ok(Date.now() - fast < 140, "only the next request is delayed");
+    assert.equal(mock.requests.length, 2, "a delayed request is recorded when it arrives");
+  });
+
+  it("delayNext ends early when the client gives up", async () => {
+    mock.delayNext(1, 60_000);
+    const aborted = await fetch(`${mock.url}/v1/embeddings`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "e", input: "x" }),
+      signal: AbortSignal.timeout(100),
+    }).catch((err: unknown) => err);
+    assert.ok(aborted instanceof Error);
+    assert.equal(mock.requests.length, 1);
+    // The queue moved on: the next request is answered at once.
+    assert.equal((await post(`${mock.url}/v1/embeddings`, { model: "e", input: "x" })).status, 200);
+  });
+
+  it("resetNext destroys the connection after reading the request", async () => {
+    mock.resetNext(1);
+    const failed = await rawPost(`${mock.url}/v1/chat/completions`, JSON.stringify({ model: "m", messages: [] })).catch((err: unknown) => err);
+    assert.ok(failed instanceof Error);
+    assert.match((failed as NodeJS.ErrnoException).code ?? "", /ECONNRESET/);
+    assert.equal(mock.requests.length, 1);
+    assert.equal((await post(`${mock.url}/v1/chat/completions`, { model: "m", messages: [{ role: "user", content: "x" }] })).status, 200);
+  });
+
   it("dropNextStream cuts the next stream after N events", async () => {
     mock.dropNextStream(2);
     const raw = JSON.stringify({ model: "m", stream: true, messages: [{ role: "user", content: "a b c d e" }] });
@@ -233,6 +278,17 @@ describe("mock provider options", () => {
     } finally {
       await mock.close();
     }
+  });
+
+  it("close() does not wait for a delayed request", async () => {
+    const mock = await startMockProvider();
+    mock.delayNext(1, 60_000);
+    const pending = post(`${mock.url}/v1/embeddings`, { model: "e", input: "x" }).catch((err: unknown) => err);
+    while (mock.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const started = Date.now();
+    await mock.close();
+    assert.ok(Date.now() - started < 1000);
+    assert.ok((await pending) instanceof Error, "the client sees the connection close");
   });
 
   it("failureRate 1 fails every request (503 OpenAI, 529 Anthropic)", async () => {

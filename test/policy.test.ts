@@ -30,9 +30,9 @@ describe("policy", () => {
 
   it("errors name the file, the JSON path, the bad value and the fix", () => {
     const doc = examplePolicy();
-    (doc.routes as Array<Record<string, unknown>>)[1]!.target = "no-such-target";
+    (doc.routes as Array<Record<string, unknown>>)[1]!.targets = ["openai-gpt-4o", "no-such-target"];
     const msg = issues(doc);
-    assert.match(msg, /p\.json: routes\[1\]\.target: unknown target \(got "no-such-target"\)\. Fix: use one of the keys of "targets"/);
+    assert.match(msg, /p\.json: routes\[1\]\.targets\[1\]: unknown target \(got "no-such-target"\)\. Fix: use one of the keys of "targets"/);
   });
 
   const table: Array<[string, (d: ReturnType<typeof examplePolicy>) => void, RegExp]> = [
@@ -46,6 +46,13 @@ describe("policy", () => {
     ["same key for two consumers", (d) => ((d.consumers as Array<{ keySha256: string[] }>)[1]!.keySha256 = (d.consumers as Array<{ keySha256: string[] }>)[0]!.keySha256), /already belongs to a consumer/],
     ["passthrough over an LLM path", (d) => (d.passthrough = [{ pathPrefix: "/v1/chat", target: "openai-gpt-4o" }]), /passthrough\[0\]\.pathPrefix: covers an LLM path/],
     ["wrong version", (d) => (d.version = 2), /version/],
+    ["a target twice in a chain", (d) => ((d.routes as Array<Record<string, unknown>>)[2]!.targets = ["openai-gpt-4o-mini", "openai-gpt-4o-mini"]), /routes\[2\]\.targets\[1\]: target listed twice in the chain/],
+    ["an empty chain", (d) => ((d.routes as Array<Record<string, unknown>>)[2]!.targets = []), /routes\[2\]\.targets/],
+    ["a chain target that cannot serve the route's paths", (d) => ((d.routes as Array<Record<string, unknown>>)[1]!.targets = ["openai-gpt-4o", "claude-sonnet"]), /routes\[1\]\.match\.paths: target "claude-sonnet" \(anthropic\) cannot serve \/v1\/chat\/completions/],
+    ["a strategy naming a target outside the chain", (d) => ((d.routes as Array<Record<string, unknown>>)[1]!.strategy = { type: "weighted", weights: { "openai-gpt-4o": 1, "claude-sonnet": 1 } }), /routes\[1\]\.strategy\.weights/],
+    ["a provider without an endpoint", (d) => delete d.providers.azure!.endpoint, /providers\.azure\.endpoint: a azure-openai provider needs an endpoint/],
+    ["an endpoint with a path", (d) => (d.providers.openai!.endpoint = "https://api.openai.com/v1"), /providers\.openai\.endpoint: scheme:\/\/host\[:port\] only/],
+    ["a bad duration", (d) => ((d.routes as Array<Record<string, unknown>>)[1]!.retry = { perTryIdleTimeout: "soon" }), /routes\[1\]\.retry\.perTryIdleTimeout: a duration such as/],
   ];
   for (const [name, mutate, expected] of table) {
     it(`rejects ${name}`, () => {

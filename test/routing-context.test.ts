@@ -4,7 +4,7 @@ import { ContextSigner, parseKeys, type RoutingContext } from "../src/context/ro
 
 const k1 = Buffer.alloc(32, 1);
 const k2 = Buffer.alloc(32, 2);
-const ctx: RoutingContext = { rid: "r", c: "alice", t: "openai-gpt-4o", p: "/v1/chat/completions", r: "smart", op: "chat.completions", m: "smart", iat: 1_000_000 };
+const ctx: RoutingContext = { rid: "r", c: "alice", t: "openai-gpt-4o", ch: ["openai-gpt-4o", "azure-gpt-4o"], cl: "chain_openai-gpt-4o_0123abcd", p: "/v1/chat/completions", r: "smart", op: "chat.completions", m: "smart", iat: 1_000_000 };
 
 describe("routing context", () => {
   it("round-trips", () => {

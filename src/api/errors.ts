@@ -32,6 +32,8 @@ export const ERROR_CATALOGUE = {
   ambiguous_api_key: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "Two different API keys were sent (Authorization and x-api-key); send one." },
   model_not_allowed: { status: 403, openai: "invalid_request_error", anthropic: "permission_error", message: "This API key may not use this model." },
   route_not_allowed: { status: 403, openai: "invalid_request_error", anthropic: "permission_error", message: "This API key may not use this route." },
+  context_length_exceeded: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "The request (prompt plus requested output) is longer than the context window of every model this route can use." },
+  capability_not_supported: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "No model this route can use supports what the request needs." },
   api_not_supported_by_target: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "This model is not available through this API endpoint." },
   invalid_routing_context: { status: 403, openai: "invalid_request_error", anthropic: "permission_error", message: "The request did not pass the gateway's routing step." },
   target_unavailable: { status: 503, openai: "server_error", anthropic: "api_error", message: "The selected model target is no longer configured; retry the request." },

@@ -1,14 +1,18 @@
 // `llm-router explain`: the decision for a sample request, computed by the real router and
 // upstream phases in-process (no network, no provider keys: credentials show where they come from).
+// It shows the whole plan: route, strategy, chain, skipped targets and why, the chosen cluster and
+// retries, and what each attempt along the chain would send (as a replica with no observations).
 import { readFileSync } from "node:fs";
 import pino from "pino";
 import { RequestHeaders } from "../api/request-headers";
 import { ContextSigner } from "../context/routing-context";
 import type { ExtProcMessage, PhaseReply } from "../extproc/messages";
-import { METADATA_NAMESPACE } from "../phases/gateway-headers";
+import { ATTEMPT_COUNT_HEADER, METADATA_NAMESPACE, TARGET_ATTRIBUTE } from "../phases/gateway-headers";
 import { RouterPhase } from "../phases/router-phase";
 import { UpstreamPhase } from "../phases/upstream-phase";
 import { compilePolicyText, type CompiledPolicy } from "../policy/compile";
+import { TargetObservations } from "../routing/observations";
+import type { SkippedTarget } from "../routing/plan";
 import { parseOptions, requireString, UsageError, type OptionSpec } from "./options";
 
 const OPTIONS: OptionSpec = {
@@ -20,14 +24,33 @@ const OPTIONS: OptionSpec = {
   key: { type: "string" },
 };
 
+export interface ExplainedAttempt {
+  attempt: number;
+  target: string;
+  upstream: { headers: PhaseReply; body?: PhaseReply };
+  upstreamRequest: { path: string; headers: Record<string, string>; body: unknown };
+}
+
 export interface Explanation {
   /** One-line answer: who, which route and target, what goes upstream. */
   decision: string;
   request: { method: string; path: string; headers: Record<string, string> };
   router: PhaseReply;
+  plan?: {
+    route: string;
+    strategy: string;
+    chain: string[];
+    why: string;
+    skipped: SkippedTarget[];
+    cluster: string;
+    /** The order Envoy walks on retries (priority 0 first). */
+    order: string[];
+    retries: number;
+    retriesLimited: boolean;
+  };
   cluster?: string;
-  upstream?: { headers: PhaseReply; body?: PhaseReply };
-  upstreamRequest?: { path: string; headers: Record<string, string>; body: unknown };
+  /** What each attempt along the cluster's order would send, if the ones before it failed. */
+  attempts?: ExplainedAttempt[];
 }
 
 export function explain(policy: CompiledPolicy, method: string, path: string, headerList: Array<[string, string]>, body: Buffer | undefined): Explanation {
@@ -37,6 +60,8 @@ export function explain(policy: CompiledPolicy, method: string, path: string, he
     maxBodyBytes: 64 * 1024 * 1024,
     log: pino({ level: "silent" }),
     now: Date.now,
+    observations: new TargetObservations(() => policy.cooldown),
+    random: () => 0.5,
   };
   const headers = new Map<string, string>([[":method", method], [":path", path], [":authority", "gateway"], [":scheme", "https"]]);
   for (const [k, v] of headerList) headers.set(k.toLowerCase(), v);
@@ -69,34 +94,65 @@ export function explain(policy: CompiledPolicy, method: string, path: string, he
 
   const cluster = headers.get(policy.clusterHeader);
   const metadata = routed.dynamicMetadata ? { [METADATA_NAMESPACE]: routed.dynamicMetadata[METADATA_NAMESPACE] ?? {} } : undefined;
-  const attributes = cluster ? { "xds.cluster_name": cluster } : undefined;
-  const upstream = new UpstreamPhase(deps);
-  const upHeaders = upstream.handle(toMessage("request_headers", currentBody === undefined, { metadata, attributes }));
-  apply(upHeaders);
-  let upBody: PhaseReply | undefined;
-  if (upHeaders.kind === "continue" && currentBody !== undefined) {
-    upBody = upstream.handle(bodyMessage(currentBody, { metadata, attributes }));
-    apply(upBody);
-  }
-  let shownBody: unknown = currentBody?.toString("utf8");
-  try {
-    if (typeof shownBody === "string") shownBody = JSON.parse(shownBody);
-  } catch {
-    // shown as text
-  }
   const token = routed.dynamicMetadata?.[METADATA_NAMESPACE]?.ctx;
-  const ctx = token ? deps.signer.verify(token, Date.now()) : undefined;
-  const decision =
-    ctx && !("invalid" in ctx)
-      ? `consumer ${ctx.c} -> ${ctx.r ? `route ${ctx.r}` : "passthrough"} -> target ${ctx.t} (cluster ${cluster ?? "?"}) -> ${upHeaders.kind === "continue" ? `${method} ${headers.get(":path") ?? path}` : `rejected upstream: ${upHeaders.status} ${upHeaders.details}`}`
-      : "routed";
+  const verified = token ? deps.signer.verify(token, Date.now()) : undefined;
+  const ctx = verified && !("invalid" in verified) ? verified : undefined;
+  const routedBody = currentBody;
+  // Attempts share one header map, as in Envoy; each gets a fresh copy of the routed body.
+  const attempts: ExplainedAttempt[] = (ctx?.ch ?? []).map((target, i) => {
+    currentBody = routedBody;
+    headers.set(ATTEMPT_COUNT_HEADER, String(i + 1));
+    const attributes = { "xds.cluster_name": cluster ?? "", [TARGET_ATTRIBUTE]: target };
+    const upstream = new UpstreamPhase(deps);
+    const upHeaders = upstream.handle(toMessage("request_headers", currentBody === undefined, { metadata, attributes }));
+    apply(upHeaders);
+    let upBody: PhaseReply | undefined;
+    if (upHeaders.kind === "continue" && currentBody !== undefined) {
+      upBody = upstream.handle(bodyMessage(currentBody, { metadata, attributes }));
+      apply(upBody);
+    }
+    let shownBody: unknown = currentBody?.toString("utf8");
+    try {
+      if (typeof shownBody === "string") shownBody = JSON.parse(shownBody);
+    } catch {
+      // shown as text
+    }
+    return {
+      attempt: i + 1,
+      target,
+      upstream: { headers: redactReply(upHeaders), ...(upBody ? { body: redactReply(upBody) } : {}) },
+      upstreamRequest: { path: headers.get(":path") ?? path, headers: redactHeaders(Object.fromEntries(headers)), body: shownBody },
+    };
+  });
+  const plan = router.plan;
+  const route = ctx?.r === undefined ? undefined : policy.routes.find((r) => r.name === ctx.r);
+  const first = attempts[0];
+  const decision = ctx
+    ? `consumer ${ctx.c} -> ${ctx.r ? `route ${ctx.r}` : "passthrough"} -> target ${ctx.t} (cluster ${cluster ?? "?"}, then ${ctx.ch.slice(1).join(", ") || "no fallback"}) -> ${
+        first === undefined ? "?" : first.upstream.headers.kind === "continue" ? `${method} ${first.upstreamRequest.path}` : "rejected upstream"
+      }`
+    : "routed";
   return {
     decision,
     request: requestEcho,
     router: redactReply(routed),
+    ...(plan && route
+      ? {
+          plan: {
+            route: route.name,
+            strategy: route.strategy.type,
+            chain: route.chain.map((t) => t.id),
+            why: plan.ranking.reason,
+            skipped: plan.skipped,
+            cluster: plan.cluster.name,
+            order: plan.cluster.order.map((t) => t.id),
+            retries: plan.retries,
+            retriesLimited: plan.retriesLimited,
+          },
+        }
+      : {}),
     ...(cluster ? { cluster } : {}),
-    upstream: { headers: redactReply(upHeaders), ...(upBody ? { body: redactReply(upBody) } : {}) },
-    upstreamRequest: { path: headers.get(":path") ?? path, headers: redactHeaders(Object.fromEntries(headers)), body: shownBody },
+    attempts,
   };
 }
 

@@ -2,7 +2,9 @@
 // llm-router command line: serve, validate, explain, schema, mock-provider.
 import { PolicyError } from "../policy/policy-error";
 import { policyJsonSchema } from "../policy/schema";
+import { RenderError } from "../envoy/render";
 import { explainCommand } from "./explain";
+import { renderEnvoyCommand } from "./render-envoy";
 import { UsageError } from "./options";
 import { serveCommand } from "./serve";
 import { validateCommand } from "./validate";
@@ -22,7 +24,9 @@ commands:
                    --log-level LEVEL                                      [LLM_ROUTER_LOG_LEVEL] (info)
                    --no-watch               reload only on SIGHUP         [LLM_ROUTER_NO_WATCH]
   validate       check a policy, and with --envoy FILE cross-check it against envoy.yaml
-  explain        print the routing decision for a sample request (no network)
+  render-envoy   print envoy.yaml for a policy: routes, retry policies and chain clusters
+                   --policy FILE [--base envoy.base.yaml] [--out FILE]
+  explain        print the routing plan for a sample request (no network)
                    --policy FILE --path /v1/chat/completions --body JSON|@file -H "name: value" --key GATEWAY_KEY
   schema         print the policy's JSON Schema
   mock-provider  run the mock LLM provider (--port, --latency-ms, --stream-chunks, --failure-rate)
@@ -37,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
       return -1; // keeps running
     case "validate":
       return validateCommand(rest, process.env, out);
+    case "render-envoy":
+      return renderEnvoyCommand(rest, process.env, out);
     case "explain":
       return explainCommand(rest, process.env, out);
     case "schema":
@@ -62,7 +68,7 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof PolicyError || err instanceof UsageError) process.stderr.write(`${err.message}\n`);
+    if (err instanceof PolicyError || err instanceof UsageError || err instanceof RenderError) process.stderr.write(`${err.message}\n`);
     else process.stderr.write(`llm-router: ${(err as Error)?.stack ?? String(err)}\n`);
     process.exitCode = err instanceof UsageError ? 64 : 1;
   },

@@ -13,8 +13,14 @@ export interface RoutingContext {
   tm?: string;
   /** Route name; absent for passthrough. */
   r?: string;
-  /** Target id chosen by the router phase. */
+  /** Target id chosen by the router phase (the first of the chain order). */
   t: string;
+  /** The chain order of the chosen cluster: targets an attempt may reach, priority 0 first. */
+  ch: string[];
+  /** The chosen cluster. */
+  cl: string;
+  /** 1: add the target/attempt response headers. */
+  rh?: 1;
   /** Operation; absent for passthrough. */
   op?: Operation;
   /** Original path and query, so every attempt starts from the client's request. */
@@ -79,7 +85,16 @@ export class ContextSigner {
 function isContext(v: unknown): v is RoutingContext {
   if (typeof v !== "object" || v === null) return false;
   const o = v as Record<string, unknown>;
-  return typeof o.rid === "string" && typeof o.c === "string" && typeof o.t === "string" && typeof o.p === "string" && typeof o.iat === "number";
+  return (
+    typeof o.rid === "string" &&
+    typeof o.c === "string" &&
+    typeof o.t === "string" &&
+    typeof o.cl === "string" &&
+    Array.isArray(o.ch) &&
+    o.ch.every((x) => typeof x === "string") &&
+    typeof o.p === "string" &&
+    typeof o.iat === "number"
+  );
 }
 
 /** Parses LLM_ROUTER_HMAC_KEYS-style text: comma-separated keys, each hex (64+ chars) or raw text. */

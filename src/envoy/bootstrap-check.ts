@@ -1,15 +1,13 @@
 // Cross-checks a policy against an Envoy bootstrap (envoy.yaml), so the two cannot silently drift:
-// every target's cluster exists and runs the upstream phase, the router phase is on the listener,
-// and the routing header the policy sets is the one Envoy routes on. (Strict schema validation of
-// envoy.yaml against Envoy's protos lives in the test suite.)
+// every chain cluster the policy routes to exists with its targets at the right priorities and runs
+// the upstream phase, every policy route has its Envoy route, the router phase is on the listener,
+// and the routing headers the policy sets are the ones Envoy routes on. A bootstrap rendered by
+// `render-envoy` passes by construction. (Strict schema validation of envoy.yaml against Envoy's
+// protos lives in the test suite.)
 import { parse } from "yaml";
-import { METADATA_NAMESPACE, PHASE_METADATA_KEY } from "../phases/gateway-headers";
+import { METADATA_NAMESPACE, PASSTHROUGH_ROUTE, PHASE_METADATA_KEY, TARGET_ATTRIBUTE } from "../phases/gateway-headers";
 import type { CompiledPolicy } from "../policy/compile";
-
-const HCM = "envoy.filters.network.http_connection_manager";
-const EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor";
-const UPSTREAM_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
-const CODEC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec";
+import { CODEC_TYPE, EXT_PROC_TYPE, HCM_NAME as HCM, UPSTREAM_OPTIONS } from "./render";
 
 export interface CheckReport {
   errors: string[];
@@ -51,6 +49,7 @@ export function checkPolicyAgainstEnvoy(policy: CompiledPolicy, bootstrap: Obj, 
   );
   if (hcms.length === 0) errors.push("no listener with an HTTP connection manager");
   let routesOnHeader = false;
+  const routedNames = new Set<string>();
   const grpcClusters = new Set<string>();
   for (const { listener, hcm } of hcms) {
     const name = String(listener.name);
@@ -65,6 +64,9 @@ export function checkPolicyAgainstEnvoy(policy: CompiledPolicy, bootstrap: Obj, 
     if (mode.request_body_mode !== "BUFFERED") errors.push(`listener ${name}: router phase needs processing_mode.request_body_mode: BUFFERED`);
     if (mode.request_header_mode === "SKIP") errors.push(`listener ${name}: router phase needs request headers (request_header_mode SEND)`);
     if (router.failure_mode_allow === true) errors.push(`listener ${name}: failure_mode_allow: true lets unprocessed requests (and client routing headers) through; set it false`);
+    if (obj(router.mutation_rules).allow_envoy !== true) {
+      warnings.push(`listener ${name}: without mutation_rules.allow_envoy on the router phase, Envoy ignores the x-envoy-max-retries it sets to keep retries away from chain targets that cannot take a request`);
+    }
     if (!namespaces(router, "receiving_namespaces").includes(METADATA_NAMESPACE)) {
       errors.push(`listener ${name}: router phase must list "${METADATA_NAMESPACE}" in metadata_options.receiving_namespaces.untyped (retries need the routing context)`);
     }
@@ -72,9 +74,14 @@ export function checkPolicyAgainstEnvoy(policy: CompiledPolicy, bootstrap: Obj, 
     if (limit < maxBodyBytes) warnings.push(`listener ${name}: per_connection_buffer_limit_bytes ${limit} is below --max-body-bytes ${maxBodyBytes}; Envoy answers 413 first for bodies in between`);
     if (limit > maxBodyBytes) warnings.push(`listener ${name}: per_connection_buffer_limit_bytes ${limit} exceeds --max-body-bytes ${maxBodyBytes}; larger bodies get the router's 413`);
     for (const vh of arr(obj(hcm.route_config).virtual_hosts)) {
+      if (obj(vh).include_request_attempt_count !== true) warnings.push(`listener ${name}: virtual host ${String(obj(vh).name)} lacks include_request_attempt_count: true (no attempt number in x-llm-router-attempt)`);
       for (const r of arr(obj(vh).routes)) {
         const header = obj(obj(r).route).cluster_header;
         if (header === undefined) continue;
+        for (const m of arr(obj(obj(r).match).headers)) {
+          const exact = obj(m).name === policy.routeHeader ? (obj(obj(m).string_match).exact ?? obj(m).exact_match) : undefined;
+          if (typeof exact === "string") routedNames.add(exact);
+        }
         if (header === policy.clusterHeader) routesOnHeader = true;
         else errors.push(`listener ${name}: a route uses cluster_header "${String(header)}" but the policy sets "${policy.clusterHeader}" (gateway.clusterHeader)`);
       }
@@ -82,17 +89,26 @@ export function checkPolicyAgainstEnvoy(policy: CompiledPolicy, bootstrap: Obj, 
   }
   if (hcms.length > 0 && !routesOnHeader) errors.push(`no route uses cluster_header: ${policy.clusterHeader}`);
 
-  // --- clusters: every target's cluster carries the upstream phase --------------------------------
-  const checked = new Set<string>();
-  for (const target of policy.targets.values()) {
-    const name = target.config.cluster;
-    if (checked.has(name)) continue;
-    checked.add(name);
+  const needed = [...policy.routes.map((r) => r.name), ...(policy.passthrough.length > 0 ? [PASSTHROUGH_ROUTE] : [])];
+  for (const r of needed) {
+    if (!routedNames.has(r)) errors.push(`route ${r}: no Envoy route with cluster_header ${policy.clusterHeader} matches ${policy.routeHeader}: ${r} (render envoy.yaml again: llm-router render-envoy)`);
+  }
+
+  // --- clusters: every chain cluster has its targets at the right priorities and the upstream phase
+  for (const [name, compiled] of policy.clusters) {
     const cluster = clusters.get(name);
     if (!cluster) {
-      errors.push(`target ${target.id}: cluster "${name}" is not defined in envoy.yaml`);
+      errors.push(`cluster "${name}" (targets ${compiled.order.map((t) => t.id).join(" -> ")}) is not defined in envoy.yaml (render it again: llm-router render-envoy)`);
       continue;
     }
+    const groups = arr(obj(cluster.load_assignment).endpoints);
+    compiled.order.forEach((target, priority) => {
+      const group = groups.find((g) => Number(obj(g).priority ?? 0) === priority);
+      const named = arr(obj(group).lb_endpoints).map((e) => obj(obj(obj(obj(e).metadata).filter_metadata)[METADATA_NAMESPACE]).target);
+      if (named.length === 0 || named.some((t) => t !== target.id)) {
+        errors.push(`cluster ${name}: priority ${priority} must be target ${target.id} (endpoint metadata ${METADATA_NAMESPACE}.target), found ${named.length === 0 ? "none" : named.map(String).join(", ")}`);
+      }
+    });
     const opts = obj(obj(cluster.typed_extension_protocol_options)[UPSTREAM_OPTIONS]);
     const filters = arr(opts.http_filters);
     const upstream = extProcConfigs(filters).filter((c) => phaseOf(c) === "upstream");
@@ -105,10 +121,15 @@ export function checkPolicyAgainstEnvoy(policy: CompiledPolicy, bootstrap: Obj, 
     if (obj(filters[filters.length - 1]).typed_config === undefined || obj(obj(filters[filters.length - 1]).typed_config)["@type"] !== CODEC_TYPE) {
       errors.push(`cluster ${name}: the last upstream HTTP filter must be envoy.filters.http.upstream_codec`);
     }
-    if (obj(up.processing_mode).request_body_mode !== "BUFFERED") errors.push(`cluster ${name}: upstream phase needs request_body_mode: BUFFERED (it rewrites the model)`);
+    const mode = obj(up.processing_mode);
+    if (mode.request_body_mode !== "BUFFERED") errors.push(`cluster ${name}: upstream phase needs request_body_mode: BUFFERED (it rewrites the model)`);
+    if (mode.response_header_mode !== "SEND") warnings.push(`cluster ${name}: upstream phase without response_header_mode: SEND cannot observe targets (no cooldowns, latency, target response headers)`);
     if (up.failure_mode_allow === true) errors.push(`cluster ${name}: upstream phase must not set failure_mode_allow: true (credentials would not be set)`);
     if (!namespaces(up, "forwarding_namespaces").includes(METADATA_NAMESPACE)) {
       errors.push(`cluster ${name}: upstream phase must list "${METADATA_NAMESPACE}" in metadata_options.forwarding_namespaces.untyped`);
+    }
+    if (compiled.order.length > 1 && !arr(up.request_attributes).includes(TARGET_ATTRIBUTE)) {
+      errors.push(`cluster ${name}: upstream phase must list request_attributes ${TARGET_ATTRIBUTE} (it tells each attempt which chain target it reached)`);
     }
   }
   for (const g of grpcClusters) if (!clusters.has(g)) errors.push(`ext_proc gRPC cluster "${g}" is not defined`);

@@ -46,6 +46,8 @@ export class ProtocolError extends Error {
 /** One ext_proc stream's logic: answers each message exactly once. */
 export interface StreamProcessor {
   handle(message: ExtProcMessage): PhaseReply | Promise<PhaseReply>;
+  /** The stream ended (Envoy closed it, cancelled it, or it failed); called once. */
+  close?(outcome: StreamOutcome): void;
 }
 
 export type StreamOutcome = "ok" | "cancelled" | "error";

@@ -16,6 +16,11 @@ export function serveStream(call: ProcessCall, phase: string, processor: StreamP
   const finish = (outcome: StreamOutcome, status?: { code: grpc.status; details: string }) => {
     if (finished) return;
     finished = true;
+    try {
+      processor.close?.(outcome);
+    } catch (err) {
+      log.error({ err, phase }, "ext_proc stream close hook failed");
+    }
     if (status) {
       // Sends the status trailer and ends the call.
       call.emit("error", { code: status.code, details: status.details, metadata: new grpc.Metadata() });

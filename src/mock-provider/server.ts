@@ -1,5 +1,6 @@
 // A local mock LLM provider: OpenAI (+ Azure OpenAI paths) and Anthropic shapes, deterministic
-// text and usage, recorded requests, and scriptable failures (forced statuses, dropped streams).
+// text and usage, recorded requests, and scriptable failures (forced statuses, delayed headers,
+// connections reset before any response, dropped streams).
 // Used by end-to-end tests and by docker-compose (see main.ts for the CLI).
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -49,9 +50,16 @@ export interface MockProvider {
   readonly requests: RecordedRequest[];
   /** The next `count` requests are answered with `status` (e.g. 429, 503, 529). */
   failNext(count: number, status: number, opts?: ForcedFailureOptions): void;
+  /**
+   * The next `count` requests wait `ms` before their response headers (after being recorded). The
+   * wait ends early, with no response, when the client goes away or the server closes.
+   */
+  delayNext(count: number, ms: number): void;
+  /** The next `count` requests are read, recorded, and then their connection is destroyed unanswered. */
+  resetNext(count: number): void;
   /** The next streaming response is cut (socket destroyed) after `afterChunks` SSE events. */
   dropNextStream(afterChunks: number): void;
-  /** Forgets recorded requests, queued failures and queued drops. */
+  /** Forgets recorded requests and queued failures, delays, resets and drops. */
   reset(): void;
   close(): Promise<void>;
 }
@@ -108,6 +116,11 @@ function parseJson(body: Buffer): unknown {
   }
 }
 
+/** Resolves true after `ms`, or false as soon as `signal` aborts (the timer is not left behind). */
+function waitUnlessAborted(ms: number, signal: AbortSignal): Promise<boolean> {
+  return sleep(ms, true, { signal }).catch(() => false);
+}
+
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -125,7 +138,11 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   const requests: RecordedRequest[] = [];
   const failures: QueuedFailure[] = [];
   const drops: number[] = [];
+  const delays: number[] = [];
+  let resets = 0;
   let seq = 0;
+  // Aborted by close(): pending delays end at once instead of holding the process open.
+  const closing = new AbortController();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://mock");
@@ -141,6 +158,22 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       ...(json === undefined ? {} : { json }),
       time: Date.now(),
     });
+    if (resets > 0) {
+      resets--;
+      req.socket.destroy();
+      return;
+    }
+    const delay = delays.shift();
+    if (delay !== undefined) {
+      const gone = new AbortController();
+      const abort = (): void => gone.abort();
+      res.on("close", abort);
+      closing.signal.addEventListener("abort", abort, { once: true });
+      const waited = await waitUnlessAborted(delay, gone.signal);
+      res.off("close", abort);
+      closing.signal.removeEventListener("abort", abort);
+      if (!waited || res.destroyed) return;
+    }
     if (latencyMs > 0) await sleep(latencyMs);
 
     const route = findRoute(url);
@@ -196,6 +229,12 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     failNext(count, status, failOpts = {}) {
       for (let i = 0; i < count; i++) failures.push({ status, opts: failOpts });
     },
+    delayNext(count, ms) {
+      for (let i = 0; i < count; i++) delays.push(ms);
+    },
+    resetNext(count) {
+      resets += count;
+    },
     dropNextStream(afterChunks) {
       drops.push(afterChunks);
     },
@@ -203,8 +242,11 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       requests.length = 0;
       failures.length = 0;
       drops.length = 0;
+      delays.length = 0;
+      resets = 0;
     },
     close() {
+      closing.abort();
       return new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

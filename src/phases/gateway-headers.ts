@@ -8,16 +8,33 @@ export const METADATA_NAMESPACE = "llm_router";
 export const METADATA_CONTEXT_KEY = "ctx";
 /** Every header with this prefix is gateway-owned. */
 export const GATEWAY_HEADER_PREFIX = "x-llm-router-";
+/** Response headers naming the target that answered and the attempt number (per-route switch). */
+export const TARGET_RESPONSE_HEADER = "x-llm-router-target";
+export const ATTEMPT_RESPONSE_HEADER = "x-llm-router-attempt";
+/** Route-header value of passthrough requests (route names cannot start with "_"). */
+export const PASSTHROUGH_ROUTE = "__passthrough";
+/** request_attributes expression giving the target this attempt's endpoint serves. */
+export const TARGET_ATTRIBUTE = `xds.upstream_host_metadata.filter_metadata['${METADATA_NAMESPACE}']['target']`;
+/** Envoy's attempt counter on upstream requests (virtual host include_request_attempt_count). */
+export const ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count";
+/** Request header that caps this request's retries (router-phase filter needs mutation_rules.allow_envoy). */
+export const MAX_RETRIES_HEADER = "x-envoy-max-retries";
 /** gRPC initial metadata that tells the service which phase a stream belongs to. */
 export const PHASE_METADATA_KEY = "x-llm-router-phase";
 
-export function isGatewayHeader(name: string, clusterHeader: string): boolean {
-  return name === clusterHeader || name.startsWith(GATEWAY_HEADER_PREFIX);
+/** The routing headers a policy names (they may be outside the x-llm-router- prefix). */
+export interface RoutingHeaderNames {
+  clusterHeader: string;
+  routeHeader: string;
 }
 
-/** Gateway-owned headers present in a request (prefix match plus the configured cluster header). */
-export function gatewayHeadersIn(names: Iterable<string>, clusterHeader: string): string[] {
+export function isGatewayHeader(name: string, policy: RoutingHeaderNames): boolean {
+  return name.startsWith(GATEWAY_HEADER_PREFIX) || name === policy.clusterHeader || name === policy.routeHeader;
+}
+
+/** Gateway-owned headers present in a request (prefix match plus the configured routing headers). */
+export function gatewayHeadersIn(names: Iterable<string>, policy: RoutingHeaderNames): string[] {
   const out: string[] = [];
-  for (const n of names) if (isGatewayHeader(n, clusterHeader)) out.push(n);
+  for (const n of names) if (isGatewayHeader(n, policy)) out.push(n);
   return out;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { ContextSigner } from "../context/routing-context";
 import type { CompiledPolicy } from "../policy/compile";
+import type { TargetObservations } from "../routing/observations";
 
 /** What a phase needs from the process; passed in so phases stay testable without I/O. */
 export interface PhaseDeps {
@@ -11,4 +12,8 @@ export interface PhaseDeps {
   maxBodyBytes: number;
   log: Logger;
   now(): number;
+  /** This replica's view of each target (latency, in flight, failures, cooldowns). */
+  observations: TargetObservations;
+  /** Uniform [0, 1) for strategies that explore (injected for tests). */
+  random(): number;
 }

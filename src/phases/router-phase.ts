@@ -1,7 +1,7 @@
 // Router phase: the ext_proc filter in the HTTP connection manager (request headers SEND, request
 // body BUFFERED). Authenticates on headers (no body needed to refuse), parses the body once, decides
-// the route, and answers the body with the routing header plus clear_route_cache so that Envoy
-// re-matches the route on it.
+// the route and its plan (first target, chain cluster, retries), and answers the body with the
+// routing headers plus clear_route_cache so that Envoy re-matches the route on them.
 import { randomUUID } from "node:crypto";
 import { GatewayError } from "../api/errors";
 import { formatForPath, parsePath, type ApiFormat, type Operation } from "../api/operations";
@@ -10,9 +10,11 @@ import { checkContentEncoding, checkContentType, decodeBody, parseJsonObject, re
 import { authenticate } from "../auth/authenticate";
 import type { RoutingContext } from "../context/routing-context";
 import { CONTINUE, ProtocolError, type ExtProcMessage, type HeaderEdits, type PhaseReply, type StreamProcessor } from "../extproc/messages";
-import type { CompiledConsumer, CompiledPolicy, CompiledTarget } from "../policy/compile";
+import type { CompiledCluster, CompiledConsumer, CompiledPolicy } from "../policy/compile";
 import { decidePassthrough, decideRoute } from "../routing/decide";
-import { CONTEXT_HEADER, gatewayHeadersIn, METADATA_CONTEXT_KEY, METADATA_NAMESPACE } from "./gateway-headers";
+import { planRoute, type RoutePlan } from "../routing/plan";
+import { requestFeatures } from "../routing/request-features";
+import { CONTEXT_HEADER, gatewayHeadersIn, MAX_RETRIES_HEADER, METADATA_CONTEXT_KEY, METADATA_NAMESPACE, PASSTHROUGH_ROUTE } from "./gateway-headers";
 import type { PhaseDeps } from "./phase-deps";
 import { answering } from "./replies";
 
@@ -33,9 +35,15 @@ export class RouterPhase implements StreamProcessor {
   #state: "headers" | "body" | "forwarding" | "done" = "headers";
   #format: ApiFormat = "openai";
   #pending: Pending | undefined;
+  #plan: RoutePlan | undefined;
 
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
+  }
+
+  /** The plan made for this request (for `explain`), once the body was routed. */
+  get plan(): RoutePlan | undefined {
+    return this.#plan;
   }
 
   handle(message: ExtProcMessage): PhaseReply {
@@ -63,18 +71,23 @@ export class RouterPhase implements StreamProcessor {
     const { pathname, query, operation } = parsePath(rawPath);
     this.#format = formatForPath(pathname);
     const policy = this.#policy;
-    const strip: HeaderEdits = { set: [], remove: gatewayHeadersIn(headers.names(), policy.clusterHeader) };
+    // Clients never set routing headers, nor Envoy's retry cap (Envoy strips x-envoy-* from
+    // external clients; this covers a listener that trusts them).
+    const remove = gatewayHeadersIn(headers.names(), policy);
+    if (headers.get(MAX_RETRIES_HEADER) !== undefined) remove.push(MAX_RETRIES_HEADER);
+    const strip: HeaderEdits = { set: [], remove };
     const requestId = headers.get("x-request-id") ?? randomUUID();
 
     if (operation === undefined) {
-      const target = decidePassthrough(pathname, policy);
-      if (target === undefined) throw new GatewayError("path_not_supported");
+      const rule = decidePassthrough(pathname, policy);
+      if (rule === undefined) throw new GatewayError("path_not_supported");
       const consumer = authenticate(headers, policy);
       this.#state = endOfStream ? "done" : "forwarding";
-      const ctx: RoutingContext = { rid: requestId, c: consumer.id, t: target.id, p: rawPath, iat: this.deps.now() };
+      const { target, cluster } = rule;
+      const ctx: RoutingContext = { rid: requestId, c: consumer.id, t: target.id, ch: [target.id], cl: cluster.name, p: rawPath, iat: this.deps.now() };
       if (consumer.team !== undefined) ctx.tm = consumer.team;
       this.deps.log.debug({ requestId, consumer: consumer.id, target: target.id, path: pathname }, "passthrough");
-      return this.#routeTo(target, ctx, strip);
+      return this.#routeTo(PASSTHROUGH_ROUTE, cluster, undefined, ctx, strip);
     }
 
     if (headers.get(":method") !== "POST") throw new GatewayError("method_not_allowed");
@@ -102,17 +115,40 @@ export class RouterPhase implements StreamProcessor {
     const body = p.encoding ? decodeBody(received, p.encoding, maxBodyBytes) : received;
     const json = parseJsonObject(body);
     const model = requestedModel(json);
-    const { route, target } = decideRoute(
-      { operation: p.operation, model, header: (n) => p.headers.get(n), consumer: p.consumer },
-      this.#policy,
-    );
-    const ctx: RoutingContext = { rid: p.requestId, c: p.consumer.id, r: route.name, t: target.id, op: p.operation, p: p.pathAndQuery, m: model, iat: this.deps.now() };
+    const header = (n: string) => p.headers.get(n);
+    const route = decideRoute({ operation: p.operation, model, header, consumer: p.consumer }, this.#policy);
+    const now = this.deps.now();
+    const { observations } = this.deps;
+    const plan = planRoute(route, {
+      operation: p.operation,
+      features: requestFeatures(p.operation, json, model),
+      consumer: p.consumer,
+      header,
+      stats: (id) => observations.stats(id),
+      now,
+      random: this.deps.random,
+    });
+    this.#plan = plan;
+    const { first: target, cluster } = plan;
+    const ctx: RoutingContext = {
+      rid: p.requestId,
+      c: p.consumer.id,
+      r: route.name,
+      t: target.id,
+      ch: cluster.order.map((t) => t.id),
+      cl: cluster.name,
+      op: p.operation,
+      p: p.pathAndQuery,
+      m: model,
+      iat: now,
+    };
+    if (route.responseHeaders) ctx.rh = 1;
     if (p.consumer.team !== undefined) ctx.tm = p.consumer.team;
     const av = p.headers.get("anthropic-version");
     if (av !== undefined) ctx.av = av;
     const ab = p.headers.get("anthropic-beta");
     if (ab !== undefined) ctx.ab = ab;
-    log.debug({ requestId: p.requestId, consumer: p.consumer.id, route: route.name, target: target.id, model }, "routed");
+    log.debug({ requestId: p.requestId, consumer: p.consumer.id, route: route.name, target: target.id, cluster: cluster.name, why: plan.ranking.reason, skipped: plan.skipped, model }, "routed");
 
     // Client-sent gateway headers were already removed in the reply to the request headers.
     const edits: HeaderEdits = { set: [], remove: [] };
@@ -121,19 +157,22 @@ export class RouterPhase implements StreamProcessor {
       edits.remove.push("content-encoding");
       edits.set.push(["content-length", String(body.length)]);
     }
-    const reply = this.#routeTo(target, ctx, edits);
+    const reply = this.#routeTo(route.name, cluster, plan.retriesLimited ? plan.retries : undefined, ctx, edits);
     if (p.encoding) reply.body = body;
     return reply;
   }
 
-  #routeTo(target: CompiledTarget, ctx: RoutingContext, edits: HeaderEdits): PhaseReply & { kind: "continue" } {
+  #routeTo(routeName: string, cluster: CompiledCluster, maxRetries: number | undefined, ctx: RoutingContext, edits: HeaderEdits): PhaseReply & { kind: "continue" } {
     const token = this.deps.signer.sign(ctx);
+    const policy = this.#policy;
     const set: Array<[string, string]> = [
-      [this.#policy.clusterHeader, target.config.cluster],
+      [policy.routeHeader, routeName],
+      [policy.clusterHeader, cluster.name],
       [CONTEXT_HEADER, token],
     ];
+    if (maxRetries !== undefined) set.push([MAX_RETRIES_HEADER, String(maxRetries)]);
     // Headers we set are not also removed (Envoy applies removals and sets in its own order).
-    const remove = edits.remove.filter((h) => h !== this.#policy.clusterHeader && h !== CONTEXT_HEADER);
+    const remove = edits.remove.filter((h) => !set.some(([k]) => k === h));
     return {
       kind: "continue",
       headers: { set: [...edits.set, ...set], remove },

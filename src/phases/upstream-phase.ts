@@ -1,22 +1,35 @@
-// Upstream phase: the ext_proc filter among a provider cluster's upstream HTTP filters, so it runs
-// once per attempt (retries included). It rewrites the request for the target of this attempt:
-// path, credentials, model, content-length; and removes the client's credentials and every
-// gateway header. Envoy gives every attempt a fresh copy of the body but the SAME header map the
-// previous attempt rewrote, so each attempt rebuilds path and credentials from the signed context
-// and always clears every provider header, never trusting what the map holds.
+// Upstream phase: the ext_proc filter among a chain cluster's upstream HTTP filters, so it runs
+// once per attempt (retries included). The attempt's target is the one its endpoint's metadata names
+// (a retry reaches the next priority of the chain cluster, i.e. the next target). It rewrites the
+// request for that target: path, credentials, model, content-length; and removes the client's
+// credentials and every gateway header. Envoy gives every attempt a fresh copy of the body but the
+// SAME header map the previous attempt rewrote, so each attempt rebuilds path and credentials from
+// the signed context and always clears every provider header, never trusting what the map holds.
+// On the attempt's response headers it records what the target did (latency, failures, cooldowns)
+// and names the target and attempt number for the client.
 import { GatewayError } from "../api/errors";
 import { parsePath } from "../api/operations";
 import type { RequestHeaders } from "../api/request-headers";
 import { replaceTopLevelString } from "../api/json-splice";
 import { parseJsonObject } from "../api/request-body";
 import type { RoutingContext } from "../context/routing-context";
-import { CONTINUE, ProtocolError, type ExtProcMessage, type JsonValue, type PhaseReply, type StreamProcessor } from "../extproc/messages";
+import { CONTINUE, ProtocolError, type ExtProcMessage, type JsonValue, type PhaseReply, type StreamOutcome, type StreamProcessor } from "../extproc/messages";
 import type { CompiledPolicy, CompiledTarget } from "../policy/compile";
 import { PROVIDER_HEADERS } from "../providers/types";
+import { retryAfterMs } from "../routing/observations";
+import {
+  ATTEMPT_COUNT_HEADER,
+  ATTEMPT_RESPONSE_HEADER,
+  CONTEXT_HEADER,
+  isGatewayHeader,
+  METADATA_CONTEXT_KEY,
+  METADATA_NAMESPACE,
+  TARGET_ATTRIBUTE,
+  TARGET_RESPONSE_HEADER,
+} from "./gateway-headers";
+import type { PhaseDeps } from "./phase-deps";
 
 const PROVIDER_HEADER_SET: ReadonlySet<string> = new Set(PROVIDER_HEADERS);
-import { CONTEXT_HEADER, isGatewayHeader, METADATA_CONTEXT_KEY, METADATA_NAMESPACE } from "./gateway-headers";
-import type { PhaseDeps } from "./phase-deps";
 
 /** Path of a disarmed attempt (see #failingClosed); providers answer it with 404. */
 export const REJECTED_PATH_PREFIX = "/__llm_router_refused__/";
@@ -31,6 +44,10 @@ export class UpstreamPhase implements StreamProcessor {
   #target: CompiledTarget | undefined;
   /** Provider headers this attempt set on its request headers. */
   #credentialsSet: string[] = [];
+  /** Envoy's attempt number (x-envoy-attempt-count), when the virtual host sends it. */
+  #attempt: string | undefined;
+  /** performance.now() when the attempt was rewritten and sent on; undefined until then. */
+  #sentAt: number | undefined;
 
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
@@ -51,9 +68,45 @@ export class UpstreamPhase implements StreamProcessor {
       case "request_trailers":
         if (this.#state === "headers") throw new ProtocolError("request_trailers before request_headers");
         return CONTINUE;
+      case "response_headers":
+        return this.#onResponseHeaders(message.headers);
       default:
         return CONTINUE;
     }
+  }
+
+  close(_outcome: StreamOutcome): void {
+    const target = this.#target;
+    if (target === undefined || this.#sentAt === undefined) return;
+    // An attempt that ends without response headers (connect failure, reset, timeout) is not
+    // counted against the target: the client going away looks the same from here. Envoy's outlier
+    // detection, which sees the connection itself, ejects such a target from the chain cluster.
+    this.deps.observations.attemptEnded(target.id);
+  }
+
+  #onResponseHeaders(headers: RequestHeaders): PhaseReply {
+    const target = this.#target;
+    const ctx = this.#ctx;
+    if (target === undefined || ctx === undefined || this.#sentAt === undefined) return CONTINUE;
+    const status = Number(headers.get(":status"));
+    const header = (n: string) => headers.get(n);
+    const wait = retryAfterMs(header);
+    const effect = this.deps.observations.responded(target.id, { status, latencyMs: performance.now() - this.#sentAt, retryAfterMs: wait });
+    this.#logEffect(target, effect, `status ${status}`);
+    const set: Array<[string, string]> = [];
+    // Envoy's rate-limited back-off reads retry-after in seconds; OpenAI and Azure may send only
+    // retry-after-ms. The router sees these headers before it decides on a retry.
+    if (wait !== undefined && headers.get("retry-after") === undefined) set.push(["retry-after", String(Math.ceil(wait / 1000))]);
+    if (ctx.rh === 1) {
+      set.push([TARGET_RESPONSE_HEADER, target.id]);
+      if (this.#attempt !== undefined) set.push([ATTEMPT_RESPONSE_HEADER, this.#attempt]);
+    }
+    return set.length === 0 ? CONTINUE : { kind: "continue", headers: { set, remove: [] } };
+  }
+
+  #logEffect(target: CompiledTarget, effect: { cooldownEntered: boolean; cooldownUntil: number | undefined }, cause: string): void {
+    if (!effect.cooldownEntered || effect.cooldownUntil === undefined) return;
+    this.deps.log.warn({ target: target.id, until: new Date(effect.cooldownUntil).toISOString(), cause }, "target cooling down");
   }
 
   /**
@@ -91,17 +144,19 @@ export class UpstreamPhase implements StreamProcessor {
     const ctx = this.#context(headers, metadata);
     this.#ctx = ctx;
 
-    const target = this.#policy.targets.get(ctx.t);
+    const cluster = attributes?.[CLUSTER_ATTRIBUTE];
+    if (typeof cluster === "string" && cluster !== ctx.cl) {
+      this.deps.log.error({ requestId: ctx.rid, cluster, expected: ctx.cl }, "attempt reached a cluster the router phase did not choose");
+      throw new GatewayError("gateway_misconfigured");
+    }
+    const targetId = this.#attemptTarget(ctx, attributes);
+    const target = this.#policy.targets.get(targetId);
     if (target === undefined) {
-      this.deps.log.warn({ requestId: ctx.rid, target: ctx.t }, "routed target is not in the current policy");
+      this.deps.log.warn({ requestId: ctx.rid, target: targetId }, "routed target is not in the current policy");
       throw new GatewayError("target_unavailable");
     }
     this.#target = target;
-    const cluster = attributes?.[CLUSTER_ATTRIBUTE];
-    if (typeof cluster === "string" && cluster !== target.config.cluster) {
-      this.deps.log.error({ requestId: ctx.rid, cluster, target: target.id, expected: target.config.cluster }, "attempt reached a cluster that does not serve its target");
-      throw new GatewayError("gateway_misconfigured");
-    }
+    this.#attempt = headers.get(ATTEMPT_COUNT_HEADER);
 
     const { pathname, query } = parsePath(ctx.p);
     const provider = target.provider;
@@ -119,8 +174,27 @@ export class UpstreamPhase implements StreamProcessor {
     const remove = this.#strippable(headers, set);
     this.#credentialsSet = rewrite.setHeaders.map(([k]) => k);
     this.#state = endOfStream ? "done" : "body";
-    this.deps.log.debug({ requestId: ctx.rid, target: target.id, path: rewrite.path }, "attempt rewritten");
+    this.#sentAt = performance.now();
+    this.deps.observations.attemptStarted(target.id);
+    this.deps.log.debug({ requestId: ctx.rid, target: target.id, attempt: this.#attempt, path: rewrite.path }, "attempt rewritten");
     return { kind: "continue", headers: { set, remove } };
+  }
+
+  /**
+   * The target of this attempt: the one the chosen endpoint's metadata names, which must be in the
+   * chain the router phase signed. A bootstrap without that metadata (hand-written, one target per
+   * cluster) still works for single-target chains.
+   */
+  #attemptTarget(ctx: RoutingContext, attributes: Record<string, JsonValue> | undefined): string {
+    const named = attributes?.[TARGET_ATTRIBUTE];
+    if (typeof named === "string") {
+      if (ctx.ch.includes(named)) return named;
+      this.deps.log.error({ requestId: ctx.rid, target: named, chain: ctx.ch, cluster: ctx.cl }, "attempt reached an endpoint whose target is not in the signed chain");
+      throw new GatewayError("gateway_misconfigured");
+    }
+    if (ctx.ch.length === 1 && ctx.ch[0] !== undefined) return ctx.ch[0];
+    this.deps.log.error({ requestId: ctx.rid, cluster: ctx.cl }, `upstream phase needs request_attributes ${TARGET_ATTRIBUTE} on chain clusters (render envoy.yaml with render-envoy)`);
+    throw new GatewayError("gateway_misconfigured");
   }
 
   /**
@@ -131,7 +205,7 @@ export class UpstreamPhase implements StreamProcessor {
   #strippable(headers: RequestHeaders, set: ReadonlyArray<readonly [string, string]>): string[] {
     const remove: string[] = [];
     for (const name of headers.names()) {
-      if ((PROVIDER_HEADER_SET.has(name) || isGatewayHeader(name, this.#policy.clusterHeader)) && !set.some(([k]) => k === name)) remove.push(name);
+      if ((PROVIDER_HEADER_SET.has(name) || isGatewayHeader(name, this.#policy)) && !set.some(([k]) => k === name)) remove.push(name);
     }
     return remove;
   }

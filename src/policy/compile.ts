@@ -6,22 +6,74 @@ import { OPERATIONS, type Operation } from "../api/operations";
 import { KeyDigestIndex } from "../auth/key-digest-index";
 import { adapterFor } from "../providers/registry";
 import type { ProviderAdapter } from "../providers/types";
+import { compileStrategy, type RankFn } from "../routing/strategies";
+import type { TargetView } from "../routing/strategy-types";
+import { parseDuration } from "./duration";
 import { jsonPath, PolicyError, showValue, type PolicyIssue } from "./policy-error";
-import { policySchema, type ConsumerConfig, type PolicyDocument, type ProviderConfig, type RouteConfig, type TargetConfig } from "./schema";
+import { policySchema, type ConsumerConfig, type PolicyDocument, type ProviderConfig, type ProviderType, type RouteConfig, type TargetConfig } from "./schema";
 import { resolveCredential, Secret } from "./secret";
+import type { StrategyConfig } from "./strategy-schema";
+import { validateStrategy } from "./strategy-schema";
+
+/** Where Envoy connects for a provider (from `endpoint`). */
+export interface ProviderOrigin {
+  tls: boolean;
+  host: string;
+  port: number;
+  /** "host:port", the transport-socket match key in envoy.yaml. */
+  key: string;
+}
 
 export interface CompiledProvider {
   id: string;
   config: ProviderConfig;
   adapter: ProviderAdapter;
   credential: Secret | undefined;
+  origin: ProviderOrigin;
+  connectTimeoutMs: number;
 }
 
 export interface CompiledTarget {
   id: string;
   config: TargetConfig;
   provider: CompiledProvider;
+  /** The target as routing strategies see it. */
+  view: TargetView;
 }
+
+/**
+ * An Envoy cluster rendered for a chain order: its endpoints are these targets at priorities
+ * 0..n-1, so Envoy's previous_priorities retry walks the chain in this order.
+ */
+export interface CompiledCluster {
+  name: string;
+  order: readonly CompiledTarget[];
+}
+
+export interface CompiledRetry {
+  retries: number;
+  statusCodes: readonly number[];
+  conditions: readonly string[];
+  perTryTimeoutMs: number | undefined;
+  perTryIdleTimeoutMs: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  honorRetryAfter: boolean;
+  retryAfterMaxMs: number;
+}
+
+export interface CooldownSettings {
+  failures: number;
+  windowMs: number;
+  durationMs: number;
+  maxRetryAfterMs: number;
+}
+
+/** Public endpoints of the providers that have one. */
+const DEFAULT_ENDPOINTS: Partial<Record<ProviderType, string>> = {
+  openai: "https://api.openai.com",
+  anthropic: "https://api.anthropic.com",
+};
 
 export interface CompiledRoute {
   index: number;
@@ -32,7 +84,15 @@ export interface CompiledRoute {
   teams: ReadonlySet<string> | undefined;
   headers: ReadonlyArray<readonly [string, ReadonlySet<string>]>;
   labels: ReadonlyArray<readonly [string, string]>;
-  target: CompiledTarget;
+  /** The fallback chain, in the order written. */
+  chain: readonly CompiledTarget[];
+  strategy: StrategyConfig;
+  /** The strategy, compiled once per policy load. */
+  rank: RankFn;
+  retry: CompiledRetry;
+  /** The cluster whose order starts with a given target (that target, then the chain's others). */
+  clusterStartingWith: ReadonlyMap<string, CompiledCluster>;
+  responseHeaders: boolean;
 }
 
 export interface CompiledConsumer {
@@ -49,15 +109,18 @@ export interface CompiledPolicy {
   file: string;
   document: PolicyDocument;
   clusterHeader: string;
+  routeHeader: string;
   requireApiKey: boolean;
+  cooldown: CooldownSettings;
   targets: ReadonlyMap<string, CompiledTarget>;
   routes: readonly CompiledRoute[];
   /** Candidate routes for a model name, in file order (model-specific and any-model routes). */
   routesForModel(model: string): readonly CompiledRoute[];
   /** The consumer whose gateway key has this SHA-256 digest. */
   consumerForKeyDigest(digest: Buffer): CompiledConsumer | undefined;
-  passthrough: ReadonlyArray<{ prefix: string; target: CompiledTarget }>;
-  clusters: ReadonlySet<string>;
+  passthrough: ReadonlyArray<{ prefix: string; target: CompiledTarget; cluster: CompiledCluster }>;
+  /** Every cluster the policy routes to, by name (what render-envoy writes). */
+  clusters: ReadonlyMap<string, CompiledCluster>;
 }
 
 export interface CompileOptions {
@@ -128,7 +191,12 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
         issues.push({ path: jsonPath(["providers", id, "credential"]), message: (err as Error).message });
       }
     }
-    providers.set(id, { id, config, adapter: adapterFor(config.type), credential });
+    const endpoint = config.endpoint ?? DEFAULT_ENDPOINTS[config.type];
+    if (endpoint === undefined) {
+      issues.push({ path: jsonPath(["providers", id, "endpoint"]), message: `a ${config.type} provider needs an endpoint`, fix: 'add "endpoint": "https://host" (scheme, host and optional port)' });
+      continue;
+    }
+    providers.set(id, { id, config, adapter: adapterFor(config.type), credential, origin: originOf(endpoint), connectTimeoutMs: config.connectTimeout === undefined ? 5000 : ms(config.connectTimeout) });
   }
 
   const targets = new Map<string, CompiledTarget>();
@@ -146,9 +214,10 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
     if (config.deployment !== undefined && provider.config.type !== "azure-openai") {
       issues.push({ path: jsonPath(["targets", id, "deployment"]), message: "only Azure OpenAI targets have a deployment", fix: "remove it" });
     }
-    targets.set(id, { id, config, provider });
+    targets.set(id, { id, config, provider, view: targetView(id, config, provider) });
   }
 
+  const clusters = new Map<string, CompiledCluster>();
   const routes: CompiledRoute[] = [];
   const routeNames = new Set<string>();
   doc.routes.forEach((config, index) => {
@@ -157,24 +226,38 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
       issues.push({ path: at("name"), message: "duplicate route name", value: showValue(config.name), fix: "give every route a unique name" });
     }
     routeNames.add(config.name);
-    const target = targets.get(config.target);
-    if (!target) {
-      if (!(config.target in doc.targets)) {
-        issues.push({ path: at("target"), message: "unknown target", value: showValue(config.target), fix: `use one of the keys of "targets": ${Object.keys(doc.targets).join(", ") || "(none defined)"}` });
+    const chain: CompiledTarget[] = [];
+    config.targets.forEach((id, k) => {
+      const target = targets.get(id);
+      if (target === undefined) {
+        if (!(id in doc.targets)) {
+          issues.push({ path: at("targets", k), message: "unknown target", value: showValue(id), fix: `use one of the keys of "targets": ${Object.keys(doc.targets).join(", ") || "(none defined)"}` });
+        }
+      } else if (chain.includes(target)) {
+        issues.push({ path: at("targets", k), message: "target listed twice in the chain", value: showValue(id), fix: "list each target once (retries covers trying one again)" });
+      } else {
+        chain.push(target);
       }
-      return;
+    });
+    for (const issue of validateStrategy(config.strategy, config.targets)) {
+      issues.push({ path: at("strategy", ...issue.path), message: issue.message, ...(issue.fix === undefined ? {} : { fix: issue.fix }) });
     }
+    if (chain.length !== config.targets.length) return;
     const operations = config.match.paths ? new Set(config.match.paths.map(operationForPath)) : undefined;
-    const served = target.provider.adapter.operations;
-    for (const op of operations ?? []) {
-      if (!served.has(op)) {
-        issues.push({
-          path: at("match", "paths"),
-          message: `target "${target.id}" (${target.provider.config.type}) cannot serve ${OPERATIONS[op].path}`,
-          fix: `restrict the route to ${[...served].map((o) => OPERATIONS[o].path).join(", ")}`,
-        });
+    for (const target of chain) {
+      const served = target.provider.adapter.operations;
+      for (const op of operations ?? []) {
+        if (!served.has(op)) {
+          issues.push({
+            path: at("match", "paths"),
+            message: `target "${target.id}" (${target.provider.config.type}) cannot serve ${OPERATIONS[op].path}`,
+            fix: `restrict the route to ${[...served].map((o) => OPERATIONS[o].path).join(", ")}, or drop the target from the chain`,
+          });
+        }
       }
     }
+    const clusterStartingWith = new Map<string, CompiledCluster>();
+    for (const first of chain) clusterStartingWith.set(first.id, clusterFor([first, ...chain.filter((t) => t !== first)], clusters));
     routes.push({
       index,
       name: config.name,
@@ -184,7 +267,12 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
       teams: config.match.teams ? new Set(config.match.teams) : undefined,
       headers: Object.entries(config.match.headers ?? {}).map(([k, v]) => [k, new Set(Array.isArray(v) ? v : [v])] as const),
       labels: Object.entries(config.match.labels ?? {}),
-      target,
+      chain,
+      strategy: config.strategy,
+      rank: compileStrategy(config.strategy),
+      retry: compileRetry(config, chain.length),
+      clusterStartingWith,
+      responseHeaders: config.responseHeaders,
     });
   });
 
@@ -210,7 +298,7 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
     });
   });
 
-  const passthrough: Array<{ prefix: string; target: CompiledTarget }> = [];
+  const passthrough: Array<{ prefix: string; target: CompiledTarget; cluster: CompiledCluster }> = [];
   doc.passthrough.forEach((p, index) => {
     const target = targets.get(p.target);
     if (!target) {
@@ -220,7 +308,7 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
     if (Object.values(OPERATIONS).some((o) => o.path.startsWith(p.pathPrefix))) {
       issues.push({ path: jsonPath(["passthrough", index, "pathPrefix"]), message: "covers an LLM path that routes must serve", value: showValue(p.pathPrefix), fix: "use a narrower prefix such as /v1/models" });
     }
-    passthrough.push({ prefix: p.pathPrefix, target });
+    passthrough.push({ prefix: p.pathPrefix, target, cluster: clusterFor([target], clusters) });
   });
 
   if (issues.length > 0) throw new PolicyError(options.file, issues);
@@ -238,13 +326,79 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
     file: options.file,
     document: doc,
     clusterHeader: doc.gateway.clusterHeader,
+    routeHeader: doc.gateway.routeHeader,
     requireApiKey: doc.gateway.requireApiKey,
+    cooldown: {
+      failures: doc.gateway.cooldown.failures,
+      windowMs: ms(doc.gateway.cooldown.window),
+      durationMs: ms(doc.gateway.cooldown.duration),
+      maxRetryAfterMs: ms(doc.gateway.cooldown.maxRetryAfter),
+    },
     targets,
     routes,
     routesForModel: (model) => byModel.get(model) ?? anyModel,
     consumerForKeyDigest: (digest) => keyIndex.find(digest),
     passthrough,
-    clusters: new Set([...targets.values()].map((t) => t.config.cluster)),
+    clusters,
+  };
+}
+
+/** Durations were validated by the schema. */
+function ms(d: string): number {
+  const v = parseDuration(d);
+  if (v === undefined) throw new Error(`unreachable: schema admitted duration ${d}`);
+  return v;
+}
+
+function originOf(endpoint: string): ProviderOrigin {
+  const u = new URL(endpoint);
+  const tls = u.protocol === "https:";
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  const port = u.port === "" ? (tls ? 443 : 80) : Number(u.port);
+  return { tls, host, port, key: `${host}:${port}` };
+}
+
+function targetView(id: string, config: TargetConfig, provider: CompiledProvider): TargetView {
+  return {
+    id,
+    provider: provider.id,
+    providerType: provider.config.type,
+    model: config.model,
+    price: config.price,
+    contextWindow: config.contextWindow,
+    maxOutputTokens: config.maxOutputTokens,
+    capabilities: new Set(config.capabilities),
+  };
+}
+
+/**
+ * The cluster for a chain order, shared by every route that needs the same order. Names are
+ * stable while the order is: `tgt_<id>` for one target, `chain_<first>_<hash of the order>`.
+ */
+function clusterFor(order: readonly CompiledTarget[], clusters: Map<string, CompiledCluster>): CompiledCluster {
+  const first = order[0];
+  if (first === undefined) throw new Error("unreachable: empty chain");
+  const name = order.length === 1 ? `tgt_${first.id}` : `chain_${first.id}_${createHash("sha256").update(order.map((t) => t.id).join("\n")).digest("hex").slice(0, 8)}`;
+  let cluster = clusters.get(name);
+  if (cluster === undefined) {
+    cluster = { name, order };
+    clusters.set(name, cluster);
+  }
+  return cluster;
+}
+
+function compileRetry(route: RouteConfig, chainLength: number): CompiledRetry {
+  const r = route.retry;
+  return {
+    retries: r?.retries ?? Math.max(1, chainLength - 1),
+    statusCodes: r?.statusCodes ?? [429, 500, 502, 503, 504, 529],
+    conditions: r?.conditions ?? ["connect-failure", "refused-stream", "reset"],
+    perTryTimeoutMs: r?.perTryTimeout === undefined ? undefined : ms(r.perTryTimeout),
+    perTryIdleTimeoutMs: ms(r?.perTryIdleTimeout ?? "300s"),
+    backoffBaseMs: ms(r?.backoff.base ?? "250ms"),
+    backoffMaxMs: ms(r?.backoff.max ?? "2s"),
+    honorRetryAfter: r?.retryAfter?.honor ?? chainLength === 1,
+    retryAfterMaxMs: ms(r?.retryAfter?.max ?? "10s"),
   };
 }
 

@@ -3,6 +3,8 @@
 // error, not a silently ignored key; `$comment` is allowed everywhere for annotations.
 import { z } from "zod";
 import { OPERATION_PATHS } from "../api/operations";
+import { DURATION_PATTERN, parseDuration } from "./duration";
+import { strategySchema } from "./strategy-schema";
 
 const comment = { $comment: z.string().optional() };
 
@@ -14,6 +16,9 @@ const headerName = z
   .string()
   .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, "use a lowercase HTTP header name");
 
+/** "250ms", "30s", "5m", "1h". */
+const duration = z.string().regex(new RegExp(DURATION_PATTERN), 'a duration such as "250ms", "30s" or "5m"').refine((d) => (parseDuration(d) ?? 0) > 0, "must be longer than 0");
+
 /** Where a secret comes from. The value itself never appears in the policy file. */
 export const credentialSchema = z.union([
   z.strictObject({ ...comment, env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "an environment variable name") }),
@@ -23,6 +28,20 @@ export const credentialSchema = z.union([
 const providerCommon = {
   ...comment,
   credential: credentialSchema.optional(),
+  /**
+   * Where Envoy reaches the provider: scheme, host and optional port, e.g. "https://api.openai.com"
+   * or "http://vllm.internal:8000". `render-envoy` turns it into endpoints, SNI and SAN checks.
+   * OpenAI and Anthropic default to their public APIs.
+   */
+  endpoint: z
+    .url({ protocol: /^https?$/, hostname: z.regexes.hostname })
+    .refine((u) => {
+      const p = new URL(u);
+      return (p.pathname === "/" || p.pathname === "") && p.search === "" && p.username === "";
+    }, "scheme://host[:port] only: the API path comes from basePath / the provider type")
+    .optional(),
+  /** Envoy's connect_timeout for this provider's endpoints (default 5s). */
+  connectTimeout: duration.optional(),
 };
 
 export const providerSchema = z.discriminatedUnion("type", [
@@ -51,6 +70,7 @@ export const providerSchema = z.discriminatedUnion("type", [
 ]);
 
 export const CAPABILITIES = ["tools", "vision", "json", "streaming", "embeddings", "reasoning"] as const;
+export type Capability = (typeof CAPABILITIES)[number];
 
 export const targetSchema = z.strictObject({
   ...comment,
@@ -59,8 +79,6 @@ export const targetSchema = z.strictObject({
   model: z.string().min(1),
   /** Azure OpenAI deployment name (defaults to `model`). */
   deployment: z.string().min(1).optional(),
-  /** The Envoy cluster that reaches this provider deployment. */
-  cluster: identifier,
   price: z
     .strictObject({
       ...comment,
@@ -94,8 +112,37 @@ export const routeSchema = z.strictObject({
       labels: z.record(z.string(), z.string()).optional(),
     })
     .default({}),
-  /** The target (see `targets`) that serves this route. */
-  target: identifier,
+  /**
+   * The targets (see `targets`) that serve this route, as a fallback chain: when an attempt fails
+   * with a retriable error, Envoy retries on the next target, whatever its provider.
+   */
+  targets: z.array(identifier).min(1).max(16),
+  /** Which target of the chain goes first for each request (default: the order written). */
+  strategy: strategySchema.default({ type: "ordered" }),
+  retry: z
+    .strictObject({
+      ...comment,
+      /** Retries after the first attempt (default: one per remaining target of the chain, at least 1). */
+      retries: z.number().int().min(0).max(10).optional(),
+      /** Statuses that move on to the next attempt. Anthropic answers 529 when overloaded. */
+      statusCodes: z.array(z.number().int().min(400).max(599)).default([429, 500, 502, 503, 504, 529]),
+      /** Envoy retry_on conditions besides the status codes; "reset" also covers per-try timeouts. */
+      conditions: z.array(z.enum(["connect-failure", "reset", "refused-stream", "5xx", "gateway-error", "retriable-4xx"])).default(["connect-failure", "refused-stream", "reset"]),
+      /** Whole-attempt limit (until the response is complete: cuts long streams; unset by default). */
+      perTryTimeout: duration.optional(),
+      /** Limit on silence per attempt: time to first response byte, then between chunks. */
+      perTryIdleTimeout: duration.default("300s"),
+      backoff: z.strictObject({ ...comment, base: duration.default("250ms"), max: duration.default("2s") }).default({ base: "250ms", max: "2s" }),
+      /**
+       * Wait what a 429's retry-after asks before retrying, up to `max` (longer waits fall back to
+       * `backoff`). Default: on for single-target routes, off for chains (the next target is tried
+       * at once, and the target that asked to wait cools down instead).
+       */
+      retryAfter: z.strictObject({ ...comment, honor: z.boolean().optional(), max: duration.default("10s") }).optional(),
+    })
+    .optional(),
+  /** Tell clients which target answered (x-llm-router-target) and after how many attempts. */
+  responseHeaders: z.boolean().default(true),
 });
 
 export const consumerSchema = z.strictObject({
@@ -133,8 +180,31 @@ export const policySchema = z.strictObject({
       clusterHeader: headerName.default("x-llm-router-cluster"),
       /** Require a gateway API key (default). When false, unauthenticated requests run as consumer "anonymous". */
       requireApiKey: z.boolean().default(true),
+      /** The request header Envoy's routes match to pick the route's retry policy. */
+      routeHeader: headerName.default("x-llm-router-route"),
+      /** CA bundle Envoy verifies provider certificates with (render-envoy). */
+      caFile: z.string().min(1).default("/etc/ssl/certs/ca-certificates.crt"),
+      /** When a target is skipped by the router phase after failing (per replica, see README). */
+      cooldown: z
+        .strictObject({
+          ...comment,
+          /** Failed attempts (5xx, 429, 529, timeouts, resets) within `window` that start a cooldown. */
+          failures: z.number().int().min(1).default(3),
+          window: duration.default("30s"),
+          /** How long the target is skipped. */
+          duration: duration.default("30s"),
+          /** A 429 with retry-after cools the target down for that long, capped here. */
+          maxRetryAfter: duration.default("5m"),
+        })
+        .default({ failures: 3, window: "30s", duration: "30s", maxRetryAfter: "5m" }),
     })
-    .default({ clusterHeader: "x-llm-router-cluster", requireApiKey: true }),
+    .default({
+      clusterHeader: "x-llm-router-cluster",
+      requireApiKey: true,
+      routeHeader: "x-llm-router-route",
+      caFile: "/etc/ssl/certs/ca-certificates.crt",
+      cooldown: { failures: 3, window: "30s", duration: "30s", maxRetryAfter: "5m" },
+    }),
   providers: z.record(identifier, providerSchema),
   targets: z.record(identifier, targetSchema),
   routes: z.array(routeSchema),
@@ -148,6 +218,7 @@ export type ProviderConfig = z.infer<typeof providerSchema>;
 export type ProviderType = ProviderConfig["type"];
 export type TargetConfig = z.infer<typeof targetSchema>;
 export type RouteConfig = z.infer<typeof routeSchema>;
+export type RetryConfig = NonNullable<RouteConfig["retry"]>;
 export type ConsumerConfig = z.infer<typeof consumerSchema>;
 export type Credential = z.infer<typeof credentialSchema>;
 

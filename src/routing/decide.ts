@@ -2,7 +2,7 @@
 // Routes are tried in file order; the first whose match holds wins.
 import { GatewayError } from "../api/errors";
 import type { Operation } from "../api/operations";
-import type { CompiledConsumer, CompiledPolicy, CompiledRoute, CompiledTarget } from "../policy/compile";
+import type { CompiledConsumer, CompiledPolicy, CompiledRoute } from "../policy/compile";
 
 export interface RequestFacts {
   operation: Operation;
@@ -12,12 +12,8 @@ export interface RequestFacts {
   consumer: CompiledConsumer;
 }
 
-export interface RouteDecision {
-  route: CompiledRoute;
-  target: CompiledTarget;
-}
-
-export function decideRoute(facts: RequestFacts, policy: CompiledPolicy): RouteDecision {
+/** The route for a request; which of its targets serves it is the plan's business (plan.ts). */
+export function decideRoute(facts: RequestFacts, policy: CompiledPolicy): CompiledRoute {
   const candidates = policy.routesForModel(facts.model);
   const route = candidates.find((r) => routeMatches(r, facts));
   if (route === undefined) {
@@ -27,8 +23,7 @@ export function decideRoute(facts: RequestFacts, policy: CompiledPolicy): RouteD
   const { consumer } = facts;
   if (consumer.allowModels && !consumer.allowModels.has(facts.model)) throw new GatewayError("model_not_allowed");
   if (consumer.allowRoutes && !consumer.allowRoutes.has(route.name)) throw new GatewayError("route_not_allowed");
-  if (!route.target.provider.adapter.operations.has(facts.operation)) throw new GatewayError("api_not_supported_by_target");
-  return { route, target: route.target };
+  return route;
 }
 
 export function routeMatches(route: CompiledRoute, facts: RequestFacts): boolean {
@@ -49,6 +44,6 @@ function clip(s: string): string {
 }
 
 /** The passthrough rule covering a non-LLM path, if any. */
-export function decidePassthrough(pathname: string, policy: CompiledPolicy): CompiledTarget | undefined {
-  return policy.passthrough.find((p) => pathname === p.prefix || pathname.startsWith(p.prefix.endsWith("/") ? p.prefix : `${p.prefix}/`) || pathname.startsWith(`${p.prefix}?`))?.target;
+export function decidePassthrough(pathname: string, policy: CompiledPolicy): CompiledPolicy["passthrough"][number] | undefined {
+  return policy.passthrough.find((p) => pathname === p.prefix || pathname.startsWith(p.prefix.endsWith("/") ? p.prefix : `${p.prefix}/`) || pathname.startsWith(`${p.prefix}?`));
 }

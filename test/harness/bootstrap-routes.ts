@@ -28,6 +28,12 @@ export interface RouteMatchModel {
   headers: HeaderMatcherModel[];
 }
 
+export interface ResetHeaderModel {
+  /** Lowercase header name. */
+  name: string;
+  format: "SECONDS" | "UNIX_TIMESTAMP";
+}
+
 export interface RetryPolicyModel {
   retryOn: ReadonlySet<string>;
   retriableStatusCodes: readonly number[];
@@ -38,6 +44,11 @@ export interface RetryPolicyModel {
   perTryIdleTimeoutMs?: number;
   retryHostPredicates: readonly string[];
   retryPriority?: string;
+  /** previous_priorities update_frequency (1 when the priority plugin has no typed_config). */
+  priorityUpdateFrequency: number;
+  /** 0 in the config means "retry host selection once" (route_components.proto). */
+  hostSelectionRetryMaxAttempts: number;
+  rateLimitedBackOff?: { resetHeaders: readonly ResetHeaderModel[]; maxIntervalMs: number };
 }
 
 export type RouteActionModel =
@@ -64,6 +75,12 @@ export interface VirtualHostModel {
   name: string;
   domains: string[];
   routes: RouteModel[];
+  /** x-envoy-attempt-count on upstream requests. */
+  includeRequestAttemptCount: boolean;
+  /** x-envoy-attempt-count on the response the client gets. */
+  includeAttemptCountInResponse: boolean;
+  /** x-envoy-is-timeout-retry on retried upstream requests. */
+  includeIsTimeoutRetryHeader: boolean;
 }
 
 export interface RouteConfigModel {
@@ -148,13 +165,33 @@ function parseMatch(raw: unknown, path: string): RouteMatchModel {
   return match;
 }
 
+const RESET_FORMATS: Record<string, ResetHeaderModel["format"]> = { SECONDS: "SECONDS", UNIX_TIMESTAMP: "UNIX_TIMESTAMP", "0": "SECONDS", "1": "UNIX_TIMESTAMP" };
+
+function parseRateLimitedBackOff(raw: unknown, path: string): RetryPolicyModel["rateLimitedBackOff"] {
+  const r = optObj(raw, path);
+  if (r === undefined) return undefined;
+  const resetHeaders = arr(r["reset_headers"], `${path}.reset_headers`).map((h, i): ResetHeaderModel => {
+    const hp = `${path}.reset_headers[${i}]`;
+    const header = obj(h, hp);
+    const rawFormat = header["format"];
+    const formatName = typeof rawFormat === "number" ? String(rawFormat) : (optStr(rawFormat, `${hp}.format`) ?? "SECONDS");
+    const format = RESET_FORMATS[formatName];
+    if (format === undefined) throw new BootstrapError(`${hp}.format`, `unknown value "${formatName}"`);
+    return { name: str(header["name"], `${hp}.name`).toLowerCase(), format };
+  });
+  // The proto requires at least one reset header.
+  if (resetHeaders.length === 0) throw new BootstrapError(`${path}.reset_headers`, "needs at least one entry");
+  // max_interval defaults to 300 s (route_components.proto RateLimitedRetryBackOff).
+  return { resetHeaders, maxIntervalMs: optDurationMs(r["max_interval"], `${path}.max_interval`) ?? 300_000 };
+}
+
 function parseRetryPolicy(raw: unknown, path: string): RetryPolicyModel {
   const r = obj(raw, path);
-  rejectUnmodelled(r, ["rate_limited_retry_back_off", "retry_options_predicates", "retriable_headers", "retriable_request_headers"], path);
+  rejectUnmodelled(r, ["retry_options_predicates", "retriable_headers", "retriable_request_headers"], path);
   const backOff = optObj(r["retry_back_off"], `${path}.retry_back_off`) ?? {};
   const base = optDurationMs(backOff["base_interval"], `${path}.retry_back_off.base_interval`) ?? 25;
   const policy: RetryPolicyModel = {
-    retryOn: new Set((optStr(r["retry_on"], `${path}.retry_on`) ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")),
+    retryOn: parseRetryOn(optStr(r["retry_on"], `${path}.retry_on`) ?? ""),
     retriableStatusCodes: arr(r["retriable_status_codes"], `${path}.retriable_status_codes`).map(
       (c, i) => optNum(c, `${path}.retriable_status_codes[${i}]`) ?? 0,
     ),
@@ -165,14 +202,34 @@ function parseRetryPolicy(raw: unknown, path: string): RetryPolicyModel {
     retryHostPredicates: arr(r["retry_host_predicate"], `${path}.retry_host_predicate`).map((p, i) =>
       str(obj(p, `${path}.retry_host_predicate[${i}]`)["name"], `${path}.retry_host_predicate[${i}].name`),
     ),
+    priorityUpdateFrequency: 1,
+    hostSelectionRetryMaxAttempts: optNum(r["host_selection_retry_max_attempts"], `${path}.host_selection_retry_max_attempts`) ?? 0,
   };
   const perTry = optDurationMs(r["per_try_timeout"], `${path}.per_try_timeout`);
   const perTryIdle = optDurationMs(r["per_try_idle_timeout"], `${path}.per_try_idle_timeout`);
   const priority = optObj(r["retry_priority"], `${path}.retry_priority`);
   if (perTry !== undefined && perTry > 0) policy.perTryTimeoutMs = perTry;
   if (perTryIdle !== undefined && perTryIdle > 0) policy.perTryIdleTimeoutMs = perTryIdle;
-  if (priority !== undefined) policy.retryPriority = str(priority["name"], `${path}.retry_priority.name`);
+  if (priority !== undefined) {
+    policy.retryPriority = str(priority["name"], `${path}.retry_priority.name`);
+    const tc = optObj(priority["typed_config"], `${path}.retry_priority.typed_config`) ?? {};
+    const frequency = optNum(tc["update_frequency"], `${path}.retry_priority.typed_config.update_frequency`);
+    if (frequency !== undefined) {
+      // PreviousPrioritiesConfig.update_frequency: int32, gt 0.
+      if (!Number.isInteger(frequency) || frequency <= 0) {
+        throw new BootstrapError(`${path}.retry_priority.typed_config.update_frequency`, "must be an integer > 0");
+      }
+      policy.priorityUpdateFrequency = frequency;
+    }
+  }
+  const rateLimited = parseRateLimitedBackOff(r["rate_limited_retry_back_off"], `${path}.rate_limited_retry_back_off`);
+  if (rateLimited !== undefined) policy.rateLimitedBackOff = rateLimited;
   return policy;
+}
+
+/** retry_on / x-envoy-retry-on: comma-separated, whitespace around tokens ignored. */
+export function parseRetryOn(value: string): Set<string> {
+  return new Set(value.split(",").map((s) => s.trim()).filter((s) => s !== ""));
 }
 
 function parseAction(r: Record<string, unknown>, path: string, vhostRetry: RetryPolicyModel | undefined): RouteActionModel {
@@ -190,7 +247,7 @@ function parseAction(r: Record<string, unknown>, path: string, vhostRetry: Retry
   const ap = `${path}.route`;
   rejectUnmodelled(
     a,
-    ["weighted_clusters", "cluster_specifier_plugin", "inline_cluster_specifier_plugin", "prefix_rewrite", "regex_rewrite", "path_rewrite_policy", "host_rewrite_literal", "host_rewrite_header", "host_rewrite_path_regex", "hash_policy", "request_mirror_policies"],
+    ["weighted_clusters", "cluster_specifier_plugin", "inline_cluster_specifier_plugin", "prefix_rewrite", "regex_rewrite", "path_rewrite_policy", "host_rewrite_literal", "host_rewrite_header", "host_rewrite_path_regex", "hash_policy", "request_mirror_policies", "hedge_policy"],
     ap,
   );
   const codeName = optStr(a["cluster_not_found_response_code"], `${ap}.cluster_not_found_response_code`) ?? "SERVICE_UNAVAILABLE";
@@ -222,10 +279,14 @@ export function parseRouteConfig(raw: unknown, path: string): RouteConfigModel {
     virtualHosts: arr(rc["virtual_hosts"], `${path}.virtual_hosts`).map((vhRaw, i) => {
       const vp = `${path}.virtual_hosts[${i}]`;
       const vh = obj(vhRaw, vp);
+      rejectUnmodelled(vh, ["hedge_policy"], vp);
       const vhostRetry = vh["retry_policy"] !== undefined ? parseRetryPolicy(vh["retry_policy"], `${vp}.retry_policy`) : undefined;
       return {
         name: optStr(vh["name"], `${vp}.name`) ?? "",
         domains: strList(vh["domains"], `${vp}.domains`),
+        includeRequestAttemptCount: optBool(vh["include_request_attempt_count"], `${vp}.include_request_attempt_count`) ?? false,
+        includeAttemptCountInResponse: optBool(vh["include_attempt_count_in_response"], `${vp}.include_attempt_count_in_response`) ?? false,
+        includeIsTimeoutRetryHeader: optBool(vh["include_is_timeout_retry_header"], `${vp}.include_is_timeout_retry_header`) ?? false,
         routes: arr(vh["routes"], `${vp}.routes`).map((routeRaw, j) => {
           const rp = `${vp}.routes[${j}]`;
           const r = obj(routeRaw, rp);

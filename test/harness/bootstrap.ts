@@ -4,37 +4,11 @@
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
 import { type HttpFilterModel, parseHttpFilter } from "./bootstrap-filters";
+import { type ClusterModel, DEFAULT_BUFFER_LIMIT, parseCluster } from "./bootstrap-clusters";
 import { type RouteConfigModel, parseRouteConfig } from "./bootstrap-routes";
-import {
-  BootstrapError,
-  arr,
-  obj,
-  optBool,
-  optNum,
-  optObj,
-  optStr,
-  rejectUnmodelled,
-  str,
-} from "./yaml-access";
+import { BootstrapError, arr, obj, optBool, optNum, optObj, optStr, rejectUnmodelled } from "./yaml-access";
 
-export interface EndpointModel {
-  /** `endpoint.hostname` (what auto_host_rewrite writes into :authority), possibly "". */
-  hostname: string;
-  address: string;
-  port: number;
-  priority: number;
-  /** `lb_endpoints[].metadata.filter_metadata`: namespace -> plain JSON object. */
-  filterMetadata: Record<string, unknown>;
-}
-
-export interface ClusterModel {
-  name: string;
-  /** Ordered by priority, then by position. */
-  endpoints: EndpointModel[];
-  /** From typed_extension_protocol_options HttpProtocolOptions.http_filters (upstream filters). */
-  upstreamFilters: HttpFilterModel[];
-  bufferLimitBytes: number;
-}
+export type { ClusterModel, EndpointModel, TransportSocketModel } from "./bootstrap-clusters";
 
 export type UnderscoreAction = "ALLOW" | "REJECT_REQUEST" | "DROP_HEADER";
 
@@ -61,8 +35,6 @@ export interface Bootstrap {
 }
 
 const HCM_NAME = "envoy.filters.network.http_connection_manager";
-const PROTOCOL_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
-const DEFAULT_BUFFER_LIMIT = 1024 * 1024;
 
 function parseHcm(raw: unknown, path: string): HcmModel {
   const h = obj(raw, path);
@@ -105,53 +77,6 @@ function parseListener(raw: unknown, path: string): ListenerModel {
     }
   }
   throw new BootstrapError(path, `has no ${HCM_NAME}`);
-}
-
-function parseEndpoints(raw: unknown, path: string): EndpointModel[] {
-  const la = optObj(raw, path);
-  if (la === undefined) return [];
-  const out: EndpointModel[] = [];
-  arr(la["endpoints"], `${path}.endpoints`).forEach((localityRaw, i) => {
-    const lp = `${path}.endpoints[${i}]`;
-    const locality = obj(localityRaw, lp);
-    const priority = optNum(locality["priority"], `${lp}.priority`) ?? 0;
-    arr(locality["lb_endpoints"], `${lp}.lb_endpoints`).forEach((lbRaw, j) => {
-      const ep = `${lp}.lb_endpoints[${j}]`;
-      const lb = obj(lbRaw, ep);
-      const endpoint = obj(lb["endpoint"], `${ep}.endpoint`);
-      const address = obj(endpoint["address"], `${ep}.endpoint.address`);
-      const socket = optObj(address["socket_address"], `${ep}.endpoint.address.socket_address`);
-      const pipe = optObj(address["pipe"], `${ep}.endpoint.address.pipe`);
-      const metadata = optObj(lb["metadata"], `${ep}.metadata`) ?? {};
-      out.push({
-        hostname: optStr(endpoint["hostname"], `${ep}.endpoint.hostname`) ?? "",
-        address: socket !== undefined ? str(socket["address"], `${ep}.socket_address.address`) : `unix:${str(pipe?.["path"], `${ep}.pipe.path`)}`,
-        port: socket !== undefined ? (optNum(socket["port_value"], `${ep}.socket_address.port_value`) ?? 0) : 0,
-        priority,
-        filterMetadata: optObj(metadata["filter_metadata"], `${ep}.metadata.filter_metadata`) ?? {},
-      });
-    });
-  });
-  // Stable sort: lower priority number first (priority 0 is the preferred group).
-  return out.map((e, i) => ({ e, i })).sort((a, b) => a.e.priority - b.e.priority || a.i - b.i).map((x) => x.e);
-}
-
-function parseCluster(raw: unknown, path: string): ClusterModel {
-  const c = obj(raw, path);
-  rejectUnmodelled(c, ["cluster_type"], path); // aggregate clusters are not modelled
-  const options = optObj(c["typed_extension_protocol_options"], `${path}.typed_extension_protocol_options`) ?? {};
-  const httpOptions = optObj(options[PROTOCOL_OPTIONS_KEY], `${path}.typed_extension_protocol_options.${PROTOCOL_OPTIONS_KEY}`) ?? {};
-  const fp = `${path}.typed_extension_protocol_options.${PROTOCOL_OPTIONS_KEY}.http_filters`;
-  const upstreamFilters = arr(httpOptions["http_filters"], fp).map((f, i) => parseHttpFilter(f, `${fp}[${i}]`));
-  if (upstreamFilters.length > 0 && upstreamFilters[upstreamFilters.length - 1]?.kind !== "upstream_codec") {
-    throw new BootstrapError(fp, "must end with envoy.filters.http.upstream_codec");
-  }
-  return {
-    name: str(c["name"], `${path}.name`),
-    endpoints: parseEndpoints(c["load_assignment"], `${path}.load_assignment`),
-    upstreamFilters,
-    bufferLimitBytes: optNum(c["per_connection_buffer_limit_bytes"], `${path}.per_connection_buffer_limit_bytes`) ?? DEFAULT_BUFFER_LIMIT,
-  };
 }
 
 export function parseBootstrap(text: string, source: string): Bootstrap {

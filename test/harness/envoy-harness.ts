@@ -3,14 +3,19 @@
  * real Envoy bootstrap (envoy/envoy.yaml) and plays Envoy's documented part towards the ext_proc
  * service - speaking Envoy's OWN ext_proc protos - and towards the provider endpoints.
  * Behaviours were taken from Envoy's API docs and from its sources (ext_proc.cc, processor_state.cc,
- * mutation_utils.cc, mutation_rules.cc, upstream_request.cc), Envoy 1.31-1.36.
+ * mutation_utils.cc, mutation_rules.cc, router.cc, upstream_request.cc, retry_state_impl.cc,
+ * reset_header_parser.cc, previous_priorities.cc), Envoy 1.31-1.36.
  *
  * MODELLED
  * - Bootstrap: first listener's http_connection_manager; per_connection_buffer_limit_bytes;
  *   inline route_config; http_filters (ext_proc, router); clusters' load_assignment (endpoint
- *   hostname, priority, lb_endpoints[].metadata.filter_metadata) and upstream http_filters from
- *   typed_extension_protocol_options HttpProtocolOptions (ext_proc, upstream_codec). YAML anchors
- *   and merge keys resolved. Unmodelled keys that would change behaviour are rejected by path.
+ *   hostname, priority, lb_endpoints[].metadata.filter_metadata with any namespaces, locality
+ *   metadata), transport_socket / transport_socket_matches (TLS sni and exact SAN matchers), and
+ *   typed_extension_protocol_options HttpProtocolOptions (upstream http_filters: ext_proc,
+ *   upstream_codec; upstream_http_protocol_options auto_sni / auto_san_validation /
+ *   override_auto_sni_header). YAML anchors and merge keys resolved. Unmodelled keys that would
+ *   change behaviour are rejected by path; keys that only tune what is not modelled (see below) are
+ *   accepted and ignored.
  * - HCM: header map with :authority (from Host, else "localhost"; no `host` entry), :path, :method,
  *   :scheme "http"; lowercase names; hop-by-hop and client x-envoy-* headers stripped;
  *   x-forwarded-proto; x-request-id (uuid) when absent and generate_request_id; content-length from
@@ -26,18 +31,19 @@
  *   allow_mode_override; header values sent only as raw_value; end_of_stream flags; STREAMED
  *   (one message per chunk, pipelined; chunked responses end with an empty end_of_stream message),
  *   BUFFERED (413 over the listener buffer limit), BUFFERED_PARTIAL; request_attributes /
- *   response_attributes (see attributes.ts) on the first message of each direction;
- *   metadata_context from forwarding_namespaces on every message; dynamic_metadata kept only for
- *   receiving_namespaces; message_timeout (+ override_message_timeout within max_message_timeout);
- *   failure_mode_allow; observability_mode; disable_immediate_response; route_cache_action /
- *   disable_clear_route_cache; mutation_rules; CONTINUE_AND_REPLACE; content-length rules.
+ *   response_attributes (see attributes.ts; upstream filters get the attempt's response code and
+ *   endpoint metadata) on the first message of each direction; metadata_context from
+ *   forwarding_namespaces on every message; dynamic_metadata kept only for receiving_namespaces;
+ *   message_timeout (+ override_message_timeout within max_message_timeout); failure_mode_allow;
+ *   observability_mode; disable_immediate_response; route_cache_action / disable_clear_route_cache;
+ *   mutation_rules; CONTINUE_AND_REPLACE; content-length rules.
  *   Failure semantics as in Envoy, see ext-proc-session.ts - NOTE two places where Envoy fails OPEN:
  *   a spurious (wrong-kind) response and a clean server close (status OK) let the request continue
  *   unprocessed, whatever failure_mode_allow says.
  * - Header mutations: routing headers (host, :authority, :scheme, :method) and x-envoy-* set
- *   attempts silently ignored, pseudo-headers/host never removable (all counted in
- *   rejectedMutations); value + raw_value both set -> 500; append_action honoured;
- *   APPEND_IF_EXISTS_OR_ADD with `append` unset or true APPENDS (newer Envoy, on purpose);
+ *   attempts silently ignored unless allow_all_routing / allow_envoy, pseudo-headers/host never
+ *   removable (all counted in rejectedMutations); value + raw_value both set -> 500; append_action
+ *   honoured; APPEND_IF_EXISTS_OR_ADD with `append` unset or true APPENDS (newer Envoy, on purpose);
  *   mutations in a body reply apply only while Envoy still holds the headers (BUFFERED /
  *   BUFFERED_PARTIAL with headers sent); clear_route_cache only downstream, only with a
  *   header_mutation, only on request headers / BUFFERED(_PARTIAL) request body replies.
@@ -45,25 +51,57 @@
  *   send_immediate_resp_upstream_ignored, Envoy 1.31-1.35 - envoyproxy/envoy#41231 proposes to
  *   allow them) - the attempt hangs; the harness reports `stalled` and answers with the timeout
  *   Envoy would eventually fire, without waiting for it (per-try timeouts are retried like resets).
- * - Router: retry_policy (retry_on connect-failure, refused-stream, reset, 5xx, gateway-error,
- *   retriable-4xx, retriable-status-codes; num_retries default 1; back-off base/max interval, real
- *   sleep capped at retryBackoffCapMs = 20 ms); retry_host_predicate previous_hosts and
- *   retry_priority previous_priorities over the cluster's endpoints; all attempts share ONE request
- *   header map (upstream filter changes persist into later attempts), each gets a fresh copy of the
- *   filtered body; auto_host_rewrite from the endpoint hostname; HTTP/1.1 upstream via node:http
- *   with a correct content-length; connection refused / reset before headers; a reset mid-body
- *   reaches the client as a truncated response with `reset: true`. The client sees the last attempt.
+ *   Its response-header mutations (e.g. retry-after) are what the router's retry decision and
+ *   rate-limited back-off read, and what the client gets from the final attempt.
+ * - Router, once per request (decodeHeaders): x-envoy-upstream-rq-timeout-ms and
+ *   x-envoy-upstream-rq-per-try-timeout-ms (consumed; a per-try timeout not below a non-zero route
+ *   timeout is dropped); auto_sni / auto_san_validation names from the request's host as it reaches
+ *   the router (used by EVERY attempt, overriding the TLS sni - see transport-socket.ts); the retry
+ *   state: retry_policy merged with x-envoy-retry-on / x-envoy-retriable-status-codes, and
+ *   x-envoy-max-retries overriding num_retries (only a downstream filter with allow_envoy can set
+ *   them; the router removes them and the other retry headers).
+ * - Router, per attempt: retry_on connect-failure, refused-stream, reset, 5xx, gateway-error,
+ *   retriable-4xx, retriable-status-codes, envoy-ratelimited (x-envoy-ratelimited responses);
+ *   num_retries default 1; exponential back-off base/max interval (upper bound of Envoy's jitter);
+ *   rate_limited_retry_back_off (reset_headers SECONDS / UNIX_TIMESTAMP, over-max values skipped,
+ *   lower bound of the jitter; retry.ts); real sleeps capped at retryBackoffCapMs = 20 ms, modelled
+ *   value in AttemptRecord.backoffMs; host selection by priority with retry_priority
+ *   previous_priorities (update_frequency) and retry_host_predicate previous_hosts
+ *   (host-selection.ts); per_try_timeout and per_try_idle_timeout as REAL timers, armed when the
+ *   attempt starts and stopped at the upstream response headers (Envoy keeps per_try_timeout until
+ *   the response is complete and re-arms per_try_idle_timeout on every response frame): expiry
+ *   resets the upstream request and the upstream ext_proc streams, is retried like a reset, else
+ *   504 "upstream request timeout" (upstream_per_try_timeout / upstream_per_try_idle_timeout);
+ *   x-envoy-attempt-count set on the shared request header map before each attempt's upstream
+ *   filters (include_request_attempt_count) and on the response / router local reply
+ *   (include_attempt_count_in_response); x-envoy-is-timeout-retry on retries
+ *   (include_is_timeout_retry_header); the transport socket (match entry, SNI, SANs) each attempt
+ *   would use, recorded only; all attempts share ONE request header map (upstream filter changes
+ *   persist into later attempts), each gets a fresh copy of the filtered body; auto_host_rewrite
+ *   from the endpoint hostname; HTTP/1.1 upstream via node:http with a correct content-length to
+ *   the clusterEndpoints / hostEndpoints override (none: connect failure); connection refused /
+ *   reset before headers; a reset mid-body reaches the client as a truncated response with
+ *   `reset: true`. The client sees the last attempt.
  * - Response path: upstream filters (reverse order) then downstream ext_proc filters (reverse order);
  *   local replies pass through the downstream filters that had already run.
  *
  * NOT MODELLED
- * - TLS, SNI, HTTP/2, ALPN, connection pooling, keep-alive, health checks, outlier detection,
- *   load-balancing policies (the first eligible endpoint is used), DNS, circuit breakers.
- * - Real timers for route timeout / idle timeouts / per-try timeouts (only reported), request
- *   trailers and response trailers (HTTP/1.1 has none here), FULL_DUPLEX_STREAMED, per-route
- *   ext_proc overrides, forward_rules, typed metadata, RDS, any HTTP filter but ext_proc/router.
+ * - TLS itself (the harness always speaks plain HTTP; sockets are only recorded), ALPN, HTTP/2,
+ *   auto_config / explicit_http_config protocol choice, connection pooling, keep-alive, health
+ *   checks, outlier_detection (accepted; no host is ever ejected, so retries follow the priority
+ *   plugins only), common_lb_config / lb_policy (the first eligible endpoint of a priority is used;
+ *   host_selection_retry_max_attempts is read but reselection always finds a fresh host when one
+ *   exists), overprovisioning / health-based priority spill-over, DNS, circuit breakers, cluster
+ *   without endpoints answering "no healthy upstream" (the harness reports a connect failure).
+ * - Route timeout and idle_timeout timers (only reported for stalls); per-try timers after the
+ *   response headers; hedging (hedge_policy is rejected); x-envoy-expected-rq-timeout-ms and
+ *   x-envoy-upstream-service-time; request trailers and response trailers (HTTP/1.1 has none here),
+ *   FULL_DUPLEX_STREAMED, per-route ext_proc overrides, forward_rules, typed metadata, RDS, any HTTP
+ *   filter but ext_proc/router.
+ * - A retried attempt's response body still goes through its upstream filters (Envoy resets the
+ *   attempt right after its headers, so a STREAMED response body would never reach them).
  * - Envoy's comma-joining of appended values for its "inline" headers (the harness always adds a
- *   separate entry), x-envoy-* response headers, access logs, stats.
+ *   separate entry), other x-envoy-* response headers, access logs, stats.
  * - Buffer limits of upstream filter chains and of the retry buffer.
  * - Request bodies arrive as one chunk (real clients may split them).
  */
@@ -84,7 +122,8 @@ import { type RouteDecision, matchRoute } from "./router";
 import { BootstrapError } from "./yaml-access";
 
 export type { HarnessRequest } from "./hcm";
-export type { AttemptRecord } from "./request-context";
+export type { AttemptRecord, AttemptTransportSocket } from "./request-context";
+export type { AttemptFailure } from "./retry";
 export type { ExtProcRecord } from "./ext-proc-client";
 export type { RejectedMutation } from "./mutations";
 
@@ -93,8 +132,17 @@ export interface EnvoyHarnessOptions {
   envoyYaml: string;
   /** host:port of the ext_proc service: one for every ext_proc gRPC cluster, or per cluster name. */
   extProcAddress: string | Readonly<Record<string, string>>;
-  /** Cluster name -> http:// URL (or one URL per endpoint). Clusters without one: connect failure. */
+  /**
+   * Cluster name -> http:// URL (or one URL per endpoint, in priority order). Takes precedence over
+   * hostEndpoints for that cluster.
+   */
   clusterEndpoints?: Readonly<Record<string, string | readonly string[]>>;
+  /**
+   * Endpoint `hostname` -> http:// URL, for every cluster with an endpoint of that hostname (a list:
+   * the k-th such endpoint of a cluster gets the k-th URL). An endpoint with neither override is a
+   * connect failure.
+   */
+  hostEndpoints?: Readonly<Record<string, string | readonly string[]>>;
   /** Cap on real retry back-off sleeps (default 20 ms). */
   retryBackoffCapMs?: number;
 }
@@ -146,11 +194,19 @@ export class EnvoyHarness {
       if (!bootstrap.clusters.has(name)) throw new Error(`clusterEndpoints: no cluster "${name}" in ${opts.envoyYaml}`);
       endpoints.set(name, typeof value === "string" ? [value] : value);
     }
+    const hostnames = new Set([...bootstrap.clusters.values()].flatMap((c) => c.endpoints.map((e) => e.hostname.toLowerCase())));
+    const hosts = new Map<string, readonly string[]>();
+    for (const [hostname, value] of Object.entries(opts.hostEndpoints ?? {})) {
+      const key = hostname.toLowerCase();
+      if (!hostnames.has(key)) throw new Error(`hostEndpoints: no endpoint with hostname "${hostname}" in ${opts.envoyYaml}`);
+      hosts.set(key, typeof value === "string" ? [value] : value);
+    }
     return new EnvoyHarness({
       bootstrap,
       channels: new ExtProcChannels(),
       extProcAddress: addressFor,
       clusterEndpoints: endpoints,
+      hostEndpoints: hosts,
       retryBackoffCapMs: opts.retryBackoffCapMs ?? 20,
     });
   }

@@ -63,6 +63,11 @@ export class ExtProcFilter {
     this.session.close();
   }
 
+  /** The attempt was reset under the filter (per-try timeout): pending exchanges end quietly. */
+  abort(reason: string): void {
+    this.session.finish(reason);
+  }
+
   /** Request path: request_headers, then request_body by request_body_mode. */
   async decode(state: RequestState): Promise<FilterOutcome> {
     const s = this.session;

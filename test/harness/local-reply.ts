@@ -9,6 +9,8 @@ export interface LocalReply {
   details: string;
   /** ImmediateResponse.headers, applied before the default content-type. */
   headerMutation?: HeaderMutationMsg;
+  /** Headers the router's modify_headers callback sets (x-envoy-attempt-count). */
+  routerHeaders?: ReadonlyArray<readonly [string, string]>;
 }
 
 export function localReply(status: number, body: string, details: string): LocalReply {
@@ -23,6 +25,7 @@ export function localReplyHeaders(reply: LocalReply, mutate?: (headers: HeaderMa
   const headers = new HeaderMap();
   headers.add(":status", String(reply.status));
   mutate?.(headers);
+  for (const [name, value] of reply.routerHeaders ?? []) headers.set(name, value);
   headers.set("content-length", String(reply.body.length));
   if (reply.body.length > 0 && !headers.has("content-type")) headers.set("content-type", "text/plain");
   return headers;

@@ -7,24 +7,44 @@ import { ExtProcFilter } from "./ext-proc-filter";
 import type { DynamicMetadata } from "./ext-proc-session";
 import type { HeaderRecord } from "./header-map";
 import type { RejectedMutation } from "./mutations";
+import type { AttemptFailure } from "./retry";
 import type { RouteDecision } from "./router";
+import type { AttemptTransportSocket } from "./transport-socket";
+
+export type { AttemptTransportSocket } from "./transport-socket";
 
 export interface HarnessEnv {
   bootstrap: Bootstrap;
   channels: ExtProcChannels;
   /** ext_proc gRPC cluster name -> host:port. */
   extProcAddress: (grpcCluster: string) => string;
-  /** Cluster name -> endpoint URLs (one per endpoint, or one for all); absent = connect failure. */
+  /** Cluster name -> endpoint URLs (one per endpoint, or one for all); takes precedence. */
   clusterEndpoints: ReadonlyMap<string, readonly string[]>;
+  /** Endpoint hostname -> URLs (the k-th endpoint of a cluster with that hostname gets the k-th). */
+  hostEndpoints: ReadonlyMap<string, readonly string[]>;
   retryBackoffCapMs: number;
 }
 
 export interface AttemptRecord {
   cluster: string;
-  /** The endpoint URL used, when the cluster had an override. */
+  /** The endpoint URL used, when the endpoint had an override (clusterEndpoints / hostEndpoints). */
   endpoint?: string;
+  /** The chosen endpoint's `hostname` ("" when it has none). */
+  endpointHostname?: string;
+  /** The chosen endpoint's priority. */
+  priority?: number;
+  /** The chosen endpoint's filter_metadata (all namespaces). */
+  hostMetadata?: Record<string, unknown>;
+  /** The transport socket Envoy would use for this endpoint (not used: the harness speaks plain HTTP). */
+  transportSocket?: AttemptTransportSocket;
   status?: number;
   error?: string;
+  /** Why the router retried after this attempt, or gave up on it (undefined: it succeeded, or its response was not one the policy retries). */
+  failure?: AttemptFailure;
+  /** Modelled back-off before this attempt (retries only); the real sleep is capped by retryBackoffCapMs. */
+  backoffMs?: number;
+  /** Which back-off produced backoffMs. */
+  backoff?: "exponential" | "rate_limited";
   /** Headers as sent upstream (no pseudo-headers; host and content-length as on the wire). */
   requestHeaders: HeaderRecord;
   /** :path as sent upstream. */

@@ -45,7 +45,14 @@ export function wireHeaders(req: UpstreamRequest): Record<string, string | strin
   return headers;
 }
 
-export function sendUpstream(target: UpstreamTarget, req: UpstreamRequest): Promise<UpstreamOutcome> {
+export interface SendOptions {
+  /** Aborting destroys the request (Envoy resetting the upstream stream). */
+  signal?: AbortSignal;
+  /** Called when the response headers arrive (per-try timers stop there). */
+  onHeaders?: () => void;
+}
+
+export function sendUpstream(target: UpstreamTarget, req: UpstreamRequest, opts: SendOptions = {}): Promise<UpstreamOutcome> {
   const headers = wireHeaders(req);
   return new Promise((resolve) => {
     let settled = false;
@@ -65,6 +72,7 @@ export function sendUpstream(target: UpstreamTarget, req: UpstreamRequest): Prom
         timeout: SAFETY_TIMEOUT_MS,
       },
       (res) => {
+        opts.onHeaders?.();
         const map = new HeaderMap();
         map.add(":status", String(res.statusCode ?? 0));
         const raw = res.rawHeaders;
@@ -82,6 +90,16 @@ export function sendUpstream(target: UpstreamTarget, req: UpstreamRequest): Prom
       },
     );
     r.on("timeout", () => r.destroy(new Error("harness safety timeout")));
+    const signal = opts.signal;
+    if (signal !== undefined) {
+      const abort = (): void => {
+        done({ kind: "reset", error: "aborted by Envoy (local reset)" });
+        r.destroy();
+      };
+      if (signal.aborted) abort();
+      else signal.addEventListener("abort", abort, { once: true });
+      r.on("close", () => signal.removeEventListener("abort", abort));
+    }
     r.on("error", (err: NodeJS.ErrnoException) => {
       const code = err.code ?? "";
       done(CONNECT_ERRORS.has(code) ? { kind: "connect_failure", error: `${code} ${err.message}` } : { kind: "reset", error: `${code} ${err.message}`.trim() });
