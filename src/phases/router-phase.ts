@@ -12,8 +12,8 @@ import type { RoutingContext } from "../context/routing-context";
 import { CONTINUE, ProtocolError, type ExtProcMessage, type HeaderEdits, type PhaseReply, type StreamProcessor } from "../extproc/messages";
 import type { CompiledCluster, CompiledConsumer, CompiledPolicy } from "../policy/compile";
 import { decidePassthrough, decideRoute } from "../routing/decide";
-import { planRoute, type RoutePlan } from "../routing/plan";
-import { requestFeatures } from "../routing/request-features";
+import { needsExactCount, planRoute, type RoutePlan } from "../routing/plan";
+import { encodingForModel, requestFeatures } from "../routing/request-features";
 import { CONTEXT_HEADER, gatewayHeadersIn, MAX_RETRIES_HEADER, METADATA_CONTEXT_KEY, METADATA_NAMESPACE, PASSTHROUGH_ROUTE } from "./gateway-headers";
 import type { PhaseDeps } from "./phase-deps";
 import { answering } from "./replies";
@@ -119,9 +119,13 @@ export class RouterPhase implements StreamProcessor {
     const route = decideRoute({ operation: p.operation, model, header, consumer: p.consumer }, this.#policy);
     const now = this.deps.now();
     const { observations } = this.deps;
+    // The byte estimate first; the tokenizer of the chain's first model only near a context window.
+    let features = requestFeatures(p.operation, json, "");
+    const firstModel = route.chain[0]?.config.model ?? model;
+    if (encodingForModel(firstModel) !== undefined && needsExactCount(route, features)) features = requestFeatures(p.operation, json, firstModel);
     const plan = planRoute(route, {
       operation: p.operation,
-      features: requestFeatures(p.operation, json, model),
+      features,
       consumer: p.consumer,
       header,
       stats: (id) => observations.stats(id),

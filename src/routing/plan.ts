@@ -9,7 +9,7 @@
 import { GatewayError } from "../api/errors";
 import { OPERATIONS, type Operation } from "../api/operations";
 import type { CompiledCluster, CompiledConsumer, CompiledRoute, CompiledTarget } from "../policy/compile";
-import { eligibleTargets, hardIneligibility, missingCapabilities } from "./eligibility";
+import { eligibleTargets, hardIneligibility, missingCapabilities, outputBudget } from "./eligibility";
 import type { Ranking, RequestFeatures, TargetStats } from "./strategy-types";
 
 export interface PlanInput {
@@ -98,4 +98,18 @@ function byId(route: CompiledRoute, id: string): CompiledTarget {
   const t = route.chain.find((x) => x.id === id);
   if (t === undefined) throw new Error(`unreachable: ${id} is not in route ${route.name}'s chain`);
   return t;
+}
+
+/**
+ * Whether the request is close enough to a chain target's context window that the byte-based
+ * estimate should be replaced by a tokenizer count. Tokenizing costs ~100 µs per 2 KB; the estimate
+ * costs ~2 µs. Within half of a window the estimate decides (an error of 2x in the estimate would be
+ * needed to change the answer; it overestimates OpenAI tokenizers on prose and code).
+ */
+export function needsExactCount(route: CompiledRoute, approximate: RequestFeatures): boolean {
+  for (const t of route.chain) {
+    const window = t.view.contextWindow;
+    if (window !== undefined && 2 * (approximate.promptTokens + outputBudget(t.view, approximate)) > window) return true;
+  }
+  return false;
 }
