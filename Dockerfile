@@ -18,6 +18,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist/src ./dist/src
 COPY proto ./proto
 COPY examples ./examples
+# render-envoy's default base.
+COPY envoy/envoy.base.yaml ./envoy/envoy.base.yaml
 USER node
 EXPOSE 50051 9090
 HEALTHCHECK --interval=10s --timeout=2s --retries=3 \

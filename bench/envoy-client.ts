@@ -1,10 +1,14 @@
 // Drives an ext_proc server the way Envoy does for one chat completion: the router phase stream
 // (request_headers, then the BUFFERED request_body), then the upstream phase stream of the attempt
 // (request_headers after the router's mutations, with request attributes and the routing context in
-// metadata_context, then request_body). Built on the integration tests' client (Envoy's own protos).
+// metadata_context, then request_body, then the response headers). Built on the integration tests' client (Envoy's own protos).
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
+import { readFileSync } from "node:fs";
+import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
+import { TARGET_ATTRIBUTE } from "../src/phases/gateway-headers";
+import { compilePolicyText } from "../src/policy/compile";
 import { bodyMessage, ExtProcTestClient, headersMessage, type EnvoyCommon, type EnvoyResponse } from "../test/support/ext-proc-client";
 
 export type Flow = "both" | "router" | "upstream";
@@ -16,8 +20,30 @@ export interface Routing {
   token: string;
 }
 
-/** The Envoy cluster of the "smart" route's target (openai-gpt-4o). */
-export const UPSTREAM_CLUSTER = "openai";
+/** The example policy's "smart" route: a chain whose first target is openai-gpt-4o. */
+export const UPSTREAM_TARGET = "openai-gpt-4o";
+
+/** The chain cluster the router phase picks for "smart" with no observations (first: OpenAI). */
+export const UPSTREAM_CLUSTER = (() => {
+  const file = path.resolve(__dirname, "../../examples/policy.json");
+  const policy = compilePolicyText(readFileSync(file, "utf8"), { file, resolveSecrets: false });
+  const cluster = policy.routes.find((r) => r.name === "smart")?.clusterStartingWith.get(UPSTREAM_TARGET)?.name;
+  if (cluster === undefined) throw new Error(`${file}: route "smart" has no chain starting with ${UPSTREAM_TARGET}`);
+  return cluster;
+})();
+
+/** What Envoy sends the upstream phase when the attempt's response headers arrive. */
+const RESPONSE_HEADERS = {
+  response_headers: {
+    headers: {
+      headers: Object.entries({ ":status": "200", "content-type": "application/json", "x-request-id": "req_0123456789abcdef", "openai-processing-ms": "412", "x-ratelimit-remaining-requests": "9999" }).map(([key, value]) => ({
+        key,
+        raw_value: Buffer.from(value),
+      })),
+    },
+    end_of_stream: false,
+  },
+};
 
 export function clientHeaders(body: Buffer): Record<string, string> {
   return {
@@ -42,12 +68,13 @@ export function upstreamHeaders(client: Record<string, string>, routing: Routing
   for (const name of routing.remove) delete out[name];
   for (const [name, value] of routing.set) out[name] = value;
   out["x-envoy-expected-rq-timeout-ms"] = "60000";
+  out["x-envoy-attempt-count"] = "1";
   return out;
 }
 
 function upstreamExtras(token: string): object {
   return {
-    attributes: { "envoy.filters.http.ext_proc": { fields: { "xds.cluster_name": { stringValue: UPSTREAM_CLUSTER } } } },
+    attributes: { "envoy.filters.http.ext_proc": { fields: { "xds.cluster_name": { stringValue: UPSTREAM_CLUSTER }, [TARGET_ATTRIBUTE]: { stringValue: UPSTREAM_TARGET } } } },
     metadata_context: { filter_metadata: { llm_router: { fields: { ctx: { stringValue: token } } } } },
   };
 }
@@ -109,7 +136,8 @@ export class EnvoyLikeClient {
   }
 
   upstreamPhase(headers: Record<string, string>, token: string, body: Buffer, latencies?: number[]): Promise<EnvoyResponse[]> {
-    return this.stream("upstream", [headersMessage(headers, false, upstreamExtras(token)), bodyMessage(body)], latencies);
+    // Request headers, body, and the attempt's response headers (response_header_mode SEND).
+    return this.stream("upstream", [headersMessage(headers, false, upstreamExtras(token)), bodyMessage(body), RESPONSE_HEADERS], latencies);
   }
 
   /** One request of `flow`; stream latencies (ms) go to `latencies`. */

@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { chatBody } from "./body";
+import { measureDecisions } from "./decision";
 import { clientHeaders, drive, driveFor, EnvoyLikeClient, routingOf, upstreamHeaders, UPSTREAM_CLUSTER, type DriveResult, type Flow } from "./envoy-client";
 import type { FromServer, ToServer } from "./ipc";
 import { bodyMessage, headersMessage } from "../test/support/ext-proc-client";
@@ -39,6 +40,8 @@ const SCENARIOS: Scenario[] = [
 ];
 
 const TARGET_RATIO_1KIB = 1.5;
+/** The routing decision's share of a request's CPU (issue: under 5 % with a 50-target policy). */
+const TARGET_DECISION_SHARE = 0.05;
 const TARGET_CPU_1MIB_US = 5000;
 
 class ServerChild {
@@ -259,6 +262,21 @@ async function main(): Promise<void> {
     if (big) {
       const us = cpuPerReq(big.service);
       print(`- ${us < TARGET_CPU_1MIB_US ? "PASS" : "FAIL"}: a 1 MiB body takes ${fmt(us / 1000, 2)} ms of service CPU for both phases (target under ${TARGET_CPU_1MIB_US / 1000} ms)`);
+    }
+
+    if (one) {
+      const decisions = measureDecisions(small, Math.max(1000, Math.round(20_000 * SCALE)));
+      const requestUs = cpuPerReq(one.service);
+      print();
+      print(`Routing decision, in-process (route match, request features, eligibility, strategy ranking) on a policy with 50 targets and 16-target chains, next to the service's CPU per both-phase 1 KiB request (${fmt(requestUs, 0)} µs):`);
+      print();
+      print("| Strategy | µs per decision | Share of request CPU |");
+      print("|---|---:|---:|");
+      for (const d of decisions) print(`| ${d.strategy} | ${fmt(d.us, 1)} | ${fmt((100 * d.us) / requestUs, 1)} % |`);
+      const worst = decisions.reduce((a, b) => (b.us > a.us ? b : a));
+      const share = worst.us / requestUs;
+      print();
+      print(`- ${share <= TARGET_DECISION_SHARE ? "PASS" : "FAIL"}: the costliest decision (${worst.strategy}, ${fmt(worst.us, 1)} µs) is ${fmt(100 * share, 1)} % of a request's CPU (target under ${TARGET_DECISION_SHARE * 100} %)`);
     }
 
     mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });

@@ -18,10 +18,14 @@ export const BENCH_ENV: NodeJS.ProcessEnv = {
 
 async function main(): Promise<void> {
   // The example reads Azure's key from a file; the bench copy reads it from the environment.
-  const policy = JSON.parse(readFileSync(EXAMPLE_POLICY, "utf8")) as { providers: Record<string, Record<string, unknown>> };
+  const policy = JSON.parse(readFileSync(EXAMPLE_POLICY, "utf8")) as { providers: Record<string, Record<string, unknown>>; targets: Record<string, Record<string, unknown>> };
   const azure = policy.providers.azure;
   if (azure === undefined) throw new Error(`${EXAMPLE_POLICY} has no provider "azure"`);
   azure.credential = { env: "AZURE_BENCH_KEY" };
+  // The bench's text bodies go up to 1 MiB (~350k tokens): more than any example target's context
+  // window, which the router phase would rightly refuse. Large windows keep every body routable
+  // and the decision on its common path (byte estimate, no tokenizer).
+  for (const t of Object.values(policy.targets)) t.contextWindow = 2_000_000;
   const dir = mkdtempSync(path.join(tmpdir(), "llm-router-bench-"));
   const policyFile = path.join(dir, "policy.json");
   writeFileSync(policyFile, JSON.stringify(policy));
