@@ -6,8 +6,7 @@ import { parseJsonObject, requestedModel } from "../src/api/request-body";
 import { compilePolicyText, type CompiledConsumer, type CompiledPolicy } from "../src/policy/compile";
 import { decideRoute } from "../src/routing/decide";
 import { TargetObservations } from "../src/routing/observations";
-import { needsExactCount, planRoute } from "../src/routing/plan";
-import { encodingForModel, requestFeatures } from "../src/routing/request-features";
+import { featuresFor, planRoute } from "../src/routing/plan";
 
 const CHAIN = 16;
 
@@ -78,9 +77,7 @@ export function measureDecisions(body: Buffer, iterations: number): DecisionCost
     const once = () => {
       const header = (n: string) => headers.get(n);
       const route = decideRoute({ operation: "chat.completions", model, header, consumer }, policy);
-      let features = requestFeatures("chat.completions", json, "");
-      const firstModel = route.chain[0]?.config.model ?? model;
-      if (encodingForModel(firstModel) !== undefined && needsExactCount(route, features)) features = requestFeatures("chat.completions", json, firstModel);
+      const features = featuresFor(route, "chat.completions", json, model);
       const plan = planRoute(route, { operation: "chat.completions", features, consumer, header, stats: (id) => obs.stats(id), now: Date.now(), random: Math.random });
       if (plan.cluster.order.length !== CHAIN) throw new Error(`strategy ${strategy}: unexpected plan`);
     };

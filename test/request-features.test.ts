@@ -519,11 +519,12 @@ describe("eligibleTargets", () => {
     assert.deepEqual(r.eligible, []);
     assert.equal(r.skipped.length, 2);
     assert.match(r.skipped[0]?.reason ?? "", /missing capability: tools/);
+    assert.deepEqual(r.skipped.map((s) => s.hard), [true, true]);
   });
 
   it("a healthy target wins over reviving a cooling one", () => {
     const r = run([target("a"), target("b")], features(), { a: cooling(1) });
     assert.deepEqual(ids(r.eligible), ["b"]);
-    assert.deepEqual(r.skipped, [{ id: "a", reason: "cooling down until 2025-01-01T00:00:00.001Z" }]);
+    assert.deepEqual(r.skipped, [{ id: "a", reason: "cooling down until 2025-01-01T00:00:00.001Z", hard: false }]);
   });
 });

@@ -7,30 +7,15 @@
 import { parse } from "yaml";
 import { METADATA_NAMESPACE, PASSTHROUGH_ROUTE, PHASE_METADATA_KEY, TARGET_ATTRIBUTE } from "../phases/gateway-headers";
 import type { CompiledPolicy } from "../policy/compile";
-import { CODEC_TYPE, EXT_PROC_TYPE, HCM_NAME as HCM, UPSTREAM_OPTIONS } from "./render";
+import { arr, CODEC_TYPE, extProcConfigs, HCM_NAME as HCM, obj, phaseOf, UPSTREAM_OPTIONS, type Obj } from "./bootstrap-shape";
 
 export interface CheckReport {
   errors: string[];
   warnings: string[];
 }
 
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Obj) : {});
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
-
 export function parseEnvoyYaml(text: string): Obj {
   return obj(parse(text, { maxAliasCount: -1 }));
-}
-
-function phaseOf(extProc: Obj): string | undefined {
-  for (const m of arr(obj(extProc.grpc_service).initial_metadata)) {
-    if (obj(m).key === PHASE_METADATA_KEY) return String(obj(m).value);
-  }
-  return undefined;
-}
-
-function extProcConfigs(filters: unknown[]): Obj[] {
-  return filters.map((f) => obj(obj(f).typed_config)).filter((c) => c["@type"] === EXT_PROC_TYPE);
 }
 
 function namespaces(extProc: Obj, which: "forwarding_namespaces" | "receiving_namespaces"): unknown[] {

@@ -12,11 +12,8 @@ import { isMap, isSeq, parseDocument, type Node, type YAMLMap, type YAMLSeq } fr
 import { envoyDuration } from "../policy/duration";
 import type { CompiledCluster, CompiledPolicy, CompiledRetry, CompiledTarget, ProviderOrigin } from "../policy/compile";
 import { METADATA_NAMESPACE, PASSTHROUGH_ROUTE, PHASE_METADATA_KEY, TARGET_ATTRIBUTE } from "../phases/gateway-headers";
+import { arr, CODEC_TYPE, EXT_PROC_TYPE, extProcConfigs, HCM_NAME, obj, phaseOf, UPSTREAM_OPTIONS, type Obj } from "./bootstrap-shape";
 
-export const HCM_NAME = "envoy.filters.network.http_connection_manager";
-export const EXT_PROC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor";
-export const UPSTREAM_OPTIONS = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
-export const CODEC_TYPE = "type.googleapis.com/envoy.extensions.filters.http.upstream_codec.v3.UpstreamCodec";
 /** Endpoint metadata namespace Envoy matches transport_socket_matches against. */
 export const SOCKET_MATCH_NAMESPACE = "envoy.transport_socket_match";
 const PREVIOUS_PRIORITIES = "envoy.retry_priorities.previous_priorities";
@@ -26,10 +23,6 @@ const UPSTREAM_FILTERS_ANCHOR = "llm_router_upstream_filters";
 export class RenderError extends Error {
   override name = "RenderError";
 }
-
-type Obj = Record<string, unknown>;
-const obj = (v: unknown): Obj => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Obj) : {});
-const arr = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
 
 export interface RenderInputs {
   /** Shown in the generated file's header. */
@@ -111,9 +104,7 @@ function baseFacts(base: Obj, file: string): BaseFacts {
       for (const [fi, f] of arr(obj(fc).filters).entries()) {
         if (obj(f).name !== HCM_NAME) continue;
         const hcm = obj(obj(f).typed_config);
-        const router = arr(hcm.http_filters)
-          .map((h) => obj(obj(h).typed_config))
-          .find((c) => c["@type"] === EXT_PROC_TYPE && phaseOf(c) !== "upstream");
+        const router = extProcConfigs(arr(hcm.http_filters)).find((c) => phaseOf(c) !== "upstream");
         if (router === undefined) throw new RenderError(`${file}: the HTTP connection manager has no router-phase ext_proc filter`);
         const grpc = obj(router.grpc_service);
         if (obj(grpc.envoy_grpc).cluster_name === undefined) throw new RenderError(`${file}: the router-phase ext_proc filter needs grpc_service.envoy_grpc.cluster_name`);
@@ -127,11 +118,6 @@ function baseFacts(base: Obj, file: string): BaseFacts {
     }
   }
   throw new RenderError(`${file}: no listener with an HTTP connection manager`);
-}
-
-function phaseOf(extProc: Obj): string | undefined {
-  for (const m of arr(obj(extProc.grpc_service).initial_metadata)) if (obj(m).key === PHASE_METADATA_KEY) return String(obj(m).value);
-  return undefined;
 }
 
 function passthroughRetry(): CompiledRetry {

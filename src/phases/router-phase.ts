@@ -12,8 +12,7 @@ import type { RoutingContext } from "../context/routing-context";
 import { CONTINUE, ProtocolError, type ExtProcMessage, type HeaderEdits, type PhaseReply, type StreamProcessor } from "../extproc/messages";
 import type { CompiledCluster, CompiledConsumer, CompiledPolicy } from "../policy/compile";
 import { decidePassthrough, decideRoute } from "../routing/decide";
-import { needsExactCount, planRoute, type RoutePlan } from "../routing/plan";
-import { encodingForModel, requestFeatures } from "../routing/request-features";
+import { featuresFor, planRoute, type RoutePlan } from "../routing/plan";
 import { CONTEXT_HEADER, gatewayHeadersIn, MAX_RETRIES_HEADER, METADATA_CONTEXT_KEY, METADATA_NAMESPACE, PASSTHROUGH_ROUTE } from "./gateway-headers";
 import type { PhaseDeps } from "./phase-deps";
 import { answering } from "./replies";
@@ -119,13 +118,9 @@ export class RouterPhase implements StreamProcessor {
     const route = decideRoute({ operation: p.operation, model, header, consumer: p.consumer }, this.#policy);
     const now = this.deps.now();
     const { observations } = this.deps;
-    // The byte estimate first; the tokenizer of the chain's first model only near a context window.
-    let features = requestFeatures(p.operation, json, "");
-    const firstModel = route.chain[0]?.config.model ?? model;
-    if (encodingForModel(firstModel) !== undefined && needsExactCount(route, features)) features = requestFeatures(p.operation, json, firstModel);
     const plan = planRoute(route, {
       operation: p.operation,
-      features,
+      features: featuresFor(route, p.operation, json, model),
       consumer: p.consumer,
       header,
       stats: (id) => observations.stats(id),

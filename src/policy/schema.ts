@@ -3,21 +3,8 @@
 // error, not a silently ignored key; `$comment` is allowed everywhere for annotations.
 import { z } from "zod";
 import { OPERATION_PATHS } from "../api/operations";
-import { DURATION_PATTERN, parseDuration } from "./duration";
+import { comment, duration, headerName, identifier } from "./schema-parts";
 import { strategySchema } from "./strategy-schema";
-
-const comment = { $comment: z.string().optional() };
-
-const identifier = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "use letters, digits, '.', '_', ':' or '-' (max 128), starting with a letter or digit");
-
-const headerName = z
-  .string()
-  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, "use a lowercase HTTP header name");
-
-/** "250ms", "30s", "5m", "1h". */
-const duration = z.string().regex(new RegExp(DURATION_PATTERN), 'a duration such as "250ms", "30s" or "5m"').refine((d) => (parseDuration(d) ?? 0) > 0, "must be longer than 0");
 
 /** Where a secret comes from. The value itself never appears in the policy file. */
 export const credentialSchema = z.union([

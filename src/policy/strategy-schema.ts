@@ -1,21 +1,8 @@
 // A route's routing strategy: which target of its chain goes first for each request. The schema
 // checks shapes only; `validateStrategy` checks what needs the route's chain (target references)
 // and what is well-formed but cannot do what the author meant (all-zero weights, unreachable rules).
-//
-// schema.ts imports this file, so nothing here may import schema.ts at runtime (a require cycle
-// would hand one of them an unfinished module). The small building blocks below are therefore
-// repeated from schema.ts; keep the two regexes in step.
 import { z } from "zod";
-
-const comment = { $comment: z.string().optional() };
-
-const identifier = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "use letters, digits, '.', '_', ':' or '-' (max 128), starting with a letter or digit");
-
-const headerName = z
-  .string()
-  .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, "use a lowercase HTTP header name");
+import { comment, headerName, identifier } from "./schema-parts";
 
 const headerRef = z.strictObject({ ...comment, header: headerName });
 

@@ -17,6 +17,8 @@ export const DEFAULT_OUTPUT_RESERVE = 256;
 export interface Skipped {
   id: string;
   reason: string;
+  /** The request cannot succeed there (false: only cooling down). */
+  hard: boolean;
 }
 
 export interface Eligibility {
@@ -81,7 +83,7 @@ export function eligibleTargets(targets: readonly TargetView[], features: Reques
   for (const target of targets) {
     const hard = hardIneligibility(target, features);
     if (hard !== undefined) {
-      skipped.push({ id: target.id, reason: hard });
+      skipped.push({ id: target.id, reason: hard, hard: true });
       continue;
     }
     const s = stats(target.id);
@@ -91,7 +93,7 @@ export function eligibleTargets(targets: readonly TargetView[], features: Reques
       continue;
     }
     cooling.push({ target, stats: s, index: skipped.length });
-    skipped.push({ id: target.id, reason: cool });
+    skipped.push({ id: target.id, reason: cool, hard: false });
   }
   if (eligible.length > 0 || cooling.length === 0) return { eligible, skipped };
 

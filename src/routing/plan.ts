@@ -9,7 +9,9 @@
 import { GatewayError } from "../api/errors";
 import { OPERATIONS, type Operation } from "../api/operations";
 import type { CompiledCluster, CompiledConsumer, CompiledRoute, CompiledTarget } from "../policy/compile";
-import { eligibleTargets, hardIneligibility, missingCapabilities, outputBudget } from "./eligibility";
+import type { JsonObject } from "../api/request-body";
+import { eligibleTargets, missingCapabilities, outputBudget } from "./eligibility";
+import { encodingForModel, requestFeatures } from "./request-features";
 import type { Ranking, RequestFeatures, TargetStats } from "./strategy-types";
 
 export interface PlanInput {
@@ -54,7 +56,7 @@ export function planRoute(route: CompiledRoute, input: PlanInput): RoutePlan {
     input.stats,
     now,
   );
-  for (const s of split.skipped) skipped.push({ target: s.id, reason: s.reason, hard: hardIneligibility(byId(route, s.id).view, features) !== undefined });
+  for (const s of split.skipped) skipped.push({ target: s.id, reason: s.reason, hard: s.hard });
   if (split.eligible.length === 0) {
     if (served.every((t) => missingCapabilities(t.view, features).length > 0)) throw new GatewayError("capability_not_supported", `Needs: ${[...features.required].join(", ")}.`);
     // The reasons name limits, never targets, so they are safe to show.
@@ -112,4 +114,15 @@ export function needsExactCount(route: CompiledRoute, approximate: RequestFeatur
     if (window !== undefined && 2 * (approximate.promptTokens + outputBudget(t.view, approximate)) > window) return true;
   }
   return false;
+}
+
+/**
+ * The request's features for planning on `route`: the byte estimate, replaced by a count with the
+ * tokenizer of the chain's first model only when the estimate comes near a context window.
+ */
+export function featuresFor(route: CompiledRoute, operation: Operation, body: JsonObject, requestedModel: string): RequestFeatures {
+  const approximate = requestFeatures(operation, body, "");
+  const firstModel = route.chain[0]?.config.model ?? requestedModel;
+  if (encodingForModel(firstModel) === undefined || !needsExactCount(route, approximate)) return approximate;
+  return requestFeatures(operation, body, firstModel);
 }
