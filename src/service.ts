@@ -14,6 +14,8 @@ import { TargetObservations } from "./routing/observations";
 import { RouterPhase } from "./phases/router-phase";
 import { UpstreamPhase } from "./phases/upstream-phase";
 import { PolicyStore } from "./policy/policy-store";
+import { QuotaGate } from "./quota/quota-gate";
+import { RedisQuotaStore } from "./quota/redis-store";
 
 export const EXT_PROC_SERVICE_NAME = "envoy.service.ext_proc.v3.ExternalProcessor";
 
@@ -29,12 +31,17 @@ export interface ServiceOptions {
   log: Logger;
   watchPolicy: boolean;
   env?: NodeJS.ProcessEnv;
+  /** Quota store shared by replicas; undefined keeps quotas in this process's memory. */
+  redisUrl?: string | undefined;
+  /** Prefix of every Redis key (default "llmr:"). */
+  redisKeyPrefix?: string | undefined;
 }
 
 export interface RunningService {
   grpcPort: number;
   adminPort: number | undefined;
   policy: PolicyStore;
+  quota: QuotaGate;
   /** Stops accepting, lets open streams finish within graceMs, then cancels the rest. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -48,7 +55,14 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   if (opts.watchPolicy) policy.watch();
   const signer = new ContextSigner(opts.hmacKeys, opts.contextMaxAgeMs);
   const observations = new TargetObservations(() => policy.current.cooldown);
-  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random };
+  let redis: RedisQuotaStore | undefined;
+  if (opts.redisUrl !== undefined) {
+    redis = new RedisQuotaStore({ url: opts.redisUrl, keyPrefix: opts.redisKeyPrefix });
+    // Serving starts either way: until Redis answers, each rule follows its failMode.
+    await redis.ready(5000).catch((err: Error) => log.error({ err: err.message }, "quota store (Redis) not reachable at start"));
+  }
+  const quota = new QuotaGate(redis, log);
+  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random, quota };
 
   // Raise grpc-js's 4 MiB default: BUFFERED bodies up to Envoy's buffer limit arrive in one message.
   const maxMessage = opts.maxBodyBytes + MESSAGE_OVERHEAD_BYTES;
@@ -87,6 +101,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     grpcPort,
     adminPort: admin ? boundPort(admin) : undefined,
     policy,
+    quota,
     async shutdown(graceMs: number) {
       draining = true;
       health.setStatus("", "NOT_SERVING");
@@ -104,6 +119,9 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
         });
       });
       await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
+      // Settlements of the last responses are written before the store goes.
+      await quota.idle();
+      await redis?.close();
     },
   };
 }

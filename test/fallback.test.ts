@@ -3,54 +3,13 @@
 // provider host, each failing on demand. Route "smart" of the example policy chains
 // OpenAI gpt-4o -> Azure OpenAI gpt-4o (deployment) -> a local vLLM Llama.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import path from "node:path";
 import { after, before, beforeEach, describe, it } from "node:test";
-import { renderEnvoy } from "../src/envoy/render";
-import { compilePolicyText } from "../src/policy/compile";
-import { startMockProvider, type MockProvider, type RecordedRequest } from "../src/mock-provider/server";
-import { EnvoyHarness } from "./harness/envoy-harness";
-import { examplePolicy, REPO_ROOT, startTestService, type TestService } from "./support/service";
+import type { RecordedRequest } from "../src/mock-provider/server";
+import { examplePolicy } from "./support/service";
+import { startStack, type Doc, type Stack } from "./support/stack";
 
 const ALICE = { "content-type": "application/json", authorization: "Bearer sk-demo-alice" };
 const chat = (model: string, extra: object = {}) => JSON.stringify({ model, messages: [{ role: "user", content: "tell me a story" }], ...extra });
-
-type Doc = ReturnType<typeof examplePolicy> & { routes: Array<Record<string, unknown>> };
-
-interface Stack {
-  svc: TestService;
-  envoy: EnvoyHarness;
-  openai: MockProvider;
-  azure: MockProvider;
-  vllm: MockProvider;
-  close(): Promise<void>;
-}
-
-/** Service + harness on a bootstrap rendered from `doc`; `unreachable` hosts get no endpoint. */
-async function startStack(doc: Doc, unreachable: string[] = []): Promise<Stack> {
-  const dir = mkdtempSync(path.join(tmpdir(), "llm-router-fallback-"));
-  const policy = compilePolicyText(JSON.stringify(doc), { file: "policy.json", resolveSecrets: false });
-  const envoyYaml = path.join(dir, "envoy.yaml");
-  writeFileSync(envoyYaml, renderEnvoy(policy, readFileSync(path.join(REPO_ROOT, "envoy/envoy.base.yaml"), "utf8"), { policyFile: "policy.json", baseFile: "envoy.base.yaml" }));
-  const svc = await startTestService(doc);
-  const [openai, azure, vllm] = await Promise.all([startMockProvider({ streamChunks: 4 }), startMockProvider({ streamChunks: 4 }), startMockProvider({ streamChunks: 4 })]);
-  const hosts: Record<string, string> = { "api.openai.com": openai.url, "my-resource.openai.azure.com": azure.url, "vllm.internal": vllm.url };
-  for (const h of unreachable) delete hosts[h];
-  const envoy = await EnvoyHarness.start({ envoyYaml, extProcAddress: svc.address, hostEndpoints: hosts });
-  return {
-    svc,
-    envoy,
-    openai,
-    azure,
-    vllm,
-    async close() {
-      await envoy.close();
-      await Promise.all([openai.close(), azure.close(), vllm.close()]);
-      await svc.stop();
-    },
-  };
-}
 
 function header(r: RecordedRequest, name: string): string | undefined {
   const v = r.headers[name];
@@ -161,7 +120,7 @@ describe("fallback along the chain (example policy, route smart)", () => {
 
 describe("fallback on connection failures and timeouts", () => {
   it("OpenAI unreachable: Azure answers", async () => {
-    const s = await startStack(examplePolicy() as Doc, ["api.openai.com"]);
+    const s = await startStack(examplePolicy() as Doc, { unreachable: ["api.openai.com"] });
     try {
       const res = await s.envoy.request({ method: "POST", path: "/v1/chat/completions", headers: ALICE, body: chat("smart") });
       assert.equal(res.status, 200, res.text());

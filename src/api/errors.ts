@@ -36,6 +36,11 @@ export const ERROR_CATALOGUE = {
   capability_not_supported: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "No model this route can use supports what the request needs." },
   api_not_supported_by_target: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "This model is not available through this API endpoint." },
   invalid_routing_context: { status: 403, openai: "invalid_request_error", anthropic: "permission_error", message: "The request did not pass the gateway's routing step." },
+  rate_limit_exceeded: { status: 429, openai: "rate_limit_error", anthropic: "rate_limit_error", message: "A rate limit of this gateway was reached." },
+  budget_exceeded: { status: 429, openai: "insufficient_quota", anthropic: "rate_limit_error", message: "A spending or token budget of this gateway is used up." },
+  concurrency_limit_exceeded: { status: 429, openai: "rate_limit_error", anthropic: "rate_limit_error", message: "Too many requests of this key are in flight at once." },
+  request_over_limit: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "This request alone is larger than a limit of this gateway allows; retrying will not help." },
+  quota_store_unavailable: { status: 503, openai: "server_error", anthropic: "api_error", message: "The gateway cannot check quotas right now; retry shortly." },
   target_unavailable: { status: 503, openai: "server_error", anthropic: "api_error", message: "The selected model target is no longer configured; retry the request." },
   gateway_misconfigured: { status: 500, openai: "server_error", anthropic: "api_error", message: "The gateway is misconfigured; the operator has been notified in its logs." },
   internal_error: { status: 500, openai: "server_error", anthropic: "api_error", message: "The gateway failed to process the request." },
@@ -48,6 +53,8 @@ export class GatewayError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly detail?: string,
+    /** Client-safe headers for the answer (retry-after, x-ratelimit-*). */
+    readonly headers: ReadonlyArray<readonly [string, string]> = [],
   ) {
     super(detail ? `${code}: ${detail}` : code);
     this.name = "GatewayError";
@@ -74,9 +81,6 @@ export function renderError(error: GatewayError, format: ApiFormat): RenderedErr
   return {
     status: spec.status,
     body: Buffer.from(JSON.stringify(payload)),
-    headers: [
-      ["content-type", "application/json"],
-      ["x-llm-router-error", error.code],
-    ],
+    headers: [["content-type", "application/json"], ["x-llm-router-error", error.code], ...error.headers.map(([k, v]): [string, string] => [k, v])],
   };
 }

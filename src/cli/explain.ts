@@ -11,6 +11,7 @@ import { ATTEMPT_COUNT_HEADER, METADATA_NAMESPACE, TARGET_ATTRIBUTE } from "../p
 import { RouterPhase } from "../phases/router-phase";
 import { UpstreamPhase } from "../phases/upstream-phase";
 import { compilePolicyText, type CompiledPolicy } from "../policy/compile";
+import { QuotaGate } from "../quota/quota-gate";
 import { TargetObservations } from "../routing/observations";
 import type { SkippedTarget } from "../routing/plan";
 import { parseOptions, requireString, UsageError, type OptionSpec } from "./options";
@@ -53,7 +54,7 @@ export interface Explanation {
   attempts?: ExplainedAttempt[];
 }
 
-export function explain(policy: CompiledPolicy, method: string, path: string, headerList: Array<[string, string]>, body: Buffer | undefined): Explanation {
+export async function explain(policy: CompiledPolicy, method: string, path: string, headerList: Array<[string, string]>, body: Buffer | undefined): Promise<Explanation> {
   const deps = {
     currentPolicy: () => policy,
     signer: new ContextSigner([Buffer.alloc(32, 1)], 60_000),
@@ -62,6 +63,8 @@ export function explain(policy: CompiledPolicy, method: string, path: string, he
     now: Date.now,
     observations: new TargetObservations(() => policy.cooldown),
     random: () => 0.5,
+    // A fresh in-memory store: explain shows the rules a request meets, never a live counter.
+    quota: new QuotaGate(undefined, pino({ level: "silent" })),
   };
   const headers = new Map<string, string>([[":method", method], [":path", path], [":authority", "gateway"], [":scheme", "https"]]);
   for (const [k, v] of headerList) headers.set(k.toLowerCase(), v);
@@ -74,7 +77,7 @@ export function explain(policy: CompiledPolicy, method: string, path: string, he
     ({ kind: "request_body", body: b, endOfStream: true, attributes: undefined, metadata: undefined, ...extra }) as ExtProcMessage;
 
   const router = new RouterPhase(deps);
-  const reply = router.handle(toMessage("request_headers", body === undefined));
+  const reply = await router.handle(toMessage("request_headers", body === undefined));
   let currentBody = body;
   const apply = (r: PhaseReply) => {
     if (r.kind !== "continue") return;
@@ -85,7 +88,7 @@ export function explain(policy: CompiledPolicy, method: string, path: string, he
   apply(reply);
   let routed = reply;
   if (reply.kind === "continue" && body !== undefined && !reply.clearRouteCache) {
-    routed = router.handle(bodyMessage(body));
+    routed = await router.handle(bodyMessage(body));
     apply(routed);
   }
   if (routed.kind !== "continue") {
@@ -173,7 +176,7 @@ function redactReply(r: PhaseReply): PhaseReply {
   return copy;
 }
 
-export function explainCommand(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => void): number {
+export async function explainCommand(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => void): Promise<number> {
   const o = parseOptions(argv, OPTIONS, env);
   const file = requireString(o, "policy", "the routing policy JSON file");
   const policy = compilePolicyText(readFileSync(file, "utf8"), { file, resolveSecrets: false, secretPlaceholders: true });
@@ -187,7 +190,7 @@ export function explainCommand(argv: string[], env: NodeJS.ProcessEnv, out: (s: 
   if (!headerList.some(([k]) => k.toLowerCase() === "content-type") && o.body !== undefined) headerList.push(["content-type", "application/json"]);
   let body: Buffer | undefined;
   if (typeof o.body === "string") body = o.body.startsWith("@") ? readFileSync(o.body.slice(1)) : Buffer.from(o.body);
-  const result = explain(policy, String(o.method), String(o.path), headerList, body);
+  const result = await explain(policy, String(o.method), String(o.path), headerList, body);
   out(JSON.stringify(result, (_k, v: unknown) => (v && typeof v === "object" && (v as { type?: string }).type === "Buffer" ? Buffer.from((v as { data: number[] }).data).toString("utf8") : v), 2));
   return result.router.kind === "continue" ? 0 : 2;
 }

@@ -16,6 +16,8 @@ export const SERVE_OPTIONS: OptionSpec = {
   "shutdown-grace-seconds": { type: "string", env: "LLM_ROUTER_SHUTDOWN_GRACE_SECONDS", default: "30" },
   "log-level": { type: "string", env: "LLM_ROUTER_LOG_LEVEL", default: "info" },
   "no-watch": { type: "boolean", env: "LLM_ROUTER_NO_WATCH" },
+  "redis-url": { type: "string", env: "LLM_ROUTER_REDIS_URL" },
+  "redis-key-prefix": { type: "string", env: "LLM_ROUTER_REDIS_KEY_PREFIX", default: "llmr:" },
 };
 
 export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -41,6 +43,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     log,
     watchPolicy: o["no-watch"] !== true,
     env,
+    redisUrl: typeof o["redis-url"] === "string" ? o["redis-url"] : undefined,
+    redisKeyPrefix: String(o["redis-key-prefix"]),
   });
   const graceMs = positiveInt(o, "shutdown-grace-seconds") * 1000;
 

@@ -9,6 +9,9 @@ import { METADATA_NAMESPACE, PASSTHROUGH_ROUTE, PHASE_METADATA_KEY, TARGET_ATTRI
 import type { CompiledPolicy } from "../policy/compile";
 import { arr, CODEC_TYPE, extProcConfigs, HCM_NAME as HCM, obj, phaseOf, UPSTREAM_OPTIONS, type Obj } from "./bootstrap-shape";
 
+/** Streams per gRPC connection below the reset burst (1000) Node's HTTP/2 server tolerates. */
+export const MAX_STREAMS_PER_CONNECTION = 900;
+
 export interface CheckReport {
   errors: string[];
   warnings: string[];
@@ -48,6 +51,9 @@ export function checkPolicyAgainstEnvoy(policy: CompiledPolicy, bootstrap: Obj, 
     const mode = obj(router.processing_mode);
     if (mode.request_body_mode !== "BUFFERED") errors.push(`listener ${name}: router phase needs processing_mode.request_body_mode: BUFFERED`);
     if (mode.request_header_mode === "SKIP") errors.push(`listener ${name}: router phase needs request headers (request_header_mode SEND)`);
+    if (mode.response_header_mode !== "SEND" || router.allow_mode_override !== true) {
+      errors.push(`listener ${name}: router phase needs processing_mode.response_header_mode: SEND and allow_mode_override: true (it reads usage to settle quotas and cost, and hides x-llm-router-target where a route says so)`);
+    }
     if (router.failure_mode_allow === true) errors.push(`listener ${name}: failure_mode_allow: true lets unprocessed requests (and client routing headers) through; set it false`);
     if (obj(router.mutation_rules).allow_envoy !== true) {
       warnings.push(`listener ${name}: without mutation_rules.allow_envoy on the router phase, Envoy ignores the x-envoy-max-retries it sets to keep retries away from chain targets that cannot take a request`);
@@ -117,6 +123,19 @@ export function checkPolicyAgainstEnvoy(policy: CompiledPolicy, bootstrap: Obj, 
       errors.push(`cluster ${name}: upstream phase must list request_attributes ${TARGET_ATTRIBUTE} (it tells each attempt which chain target it reached)`);
     }
   }
-  for (const g of grpcClusters) if (!clusters.has(g)) errors.push(`ext_proc gRPC cluster "${g}" is not defined`);
+  for (const g of grpcClusters) {
+    const cluster = clusters.get(g);
+    if (cluster === undefined) {
+      errors.push(`ext_proc gRPC cluster "${g}" is not defined`);
+      continue;
+    }
+    // Envoy resets every ext_proc stream it closes; Node's HTTP/2 server tolerates a burst of 1000
+    // resets per connection (then 33/s) before it drops the connection with every stream on it.
+    const common = obj(obj(obj(cluster.typed_extension_protocol_options)[UPSTREAM_OPTIONS]).common_http_protocol_options);
+    const max = Number(common.max_requests_per_connection ?? 0);
+    if (!(max > 0 && max <= MAX_STREAMS_PER_CONNECTION)) {
+      errors.push(`ext_proc gRPC cluster "${g}": set ${UPSTREAM_OPTIONS}.common_http_protocol_options.max_requests_per_connection to at most ${MAX_STREAMS_PER_CONNECTION} (500 recommended): Node's HTTP/2 server drops a connection after ~1000 stream resets, and Envoy resets every ext_proc stream it closes`);
+    }
+  }
   return { errors, warnings };
 }

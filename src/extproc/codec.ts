@@ -151,5 +151,8 @@ export function encodeReply(kind: MessageKind, reply: PhaseReply): object {
   if (reply.headers && (reply.headers.set.length > 0 || reply.headers.remove.length > 0)) common.header_mutation = headerMutation(reply.headers);
   if (reply.body !== undefined) common.body_mutation = { body: reply.body };
   if (reply.clearRouteCache) common.clear_route_cache = true;
-  return { [kind]: { response: common }, ...dynamic };
+  // mode_override is a whole ProcessingMode; the unset fields keep their defaults (headers SEND,
+  // bodies NONE, trailers SKIP), and only the response body and trailers are still ahead.
+  const override = reply.streamResponseBody ? { mode_override: { response_body_mode: "STREAMED" } } : {};
+  return { [kind]: { response: common }, ...dynamic, ...override };
 }

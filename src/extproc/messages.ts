@@ -33,6 +33,11 @@ export type PhaseReply =
       clearRouteCache?: boolean;
       /** Returned as ProcessingResponse.dynamic_metadata: namespace -> key -> string. */
       dynamicMetadata?: Record<string, Record<string, string>>;
+      /**
+       * In a reply to response headers: have Envoy send the response body, one message per chunk
+       * (mode_override; the filter needs allow_mode_override).
+       */
+      streamResponseBody?: boolean;
     }
   | { kind: "immediate"; status: number; headers: Array<[string, string]>; body: Buffer; details: string };
 

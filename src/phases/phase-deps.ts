@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import type { ContextSigner } from "../context/routing-context";
 import type { CompiledPolicy } from "../policy/compile";
+import type { QuotaGate } from "../quota/quota-gate";
 import type { TargetObservations } from "../routing/observations";
 
 /** What a phase needs from the process; passed in so phases stay testable without I/O. */
@@ -16,4 +17,6 @@ export interface PhaseDeps {
   observations: TargetObservations;
   /** Uniform [0, 1) for strategies that explore (injected for tests). */
   random(): number;
+  /** Quotas, budgets and the usage ledger. */
+  quota: QuotaGate;
 }

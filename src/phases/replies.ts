@@ -12,11 +12,17 @@ export function errorReply(error: GatewayError, format: ApiFormat): PhaseReply {
  * Runs a handler step, turning a GatewayError into the client error reply. Anything else is a bug:
  * it is logged by the stream loop, which ends only this stream.
  */
-export function answering(format: () => ApiFormat, step: () => PhaseReply): PhaseReply {
-  try {
-    return step();
-  } catch (err) {
+export function answering(format: () => ApiFormat, step: () => PhaseReply): PhaseReply;
+export function answering(format: () => ApiFormat, step: () => PhaseReply | Promise<PhaseReply>): PhaseReply | Promise<PhaseReply>;
+export function answering(format: () => ApiFormat, step: () => PhaseReply | Promise<PhaseReply>): PhaseReply | Promise<PhaseReply> {
+  const asReply = (err: unknown): PhaseReply => {
     if (err instanceof GatewayError) return errorReply(err, format());
     throw err;
+  };
+  try {
+    const reply = step();
+    return reply instanceof Promise ? reply.catch(asReply) : reply;
+  } catch (err) {
+    return asReply(err);
   }
 }

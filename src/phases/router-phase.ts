@@ -1,19 +1,27 @@
 // Router phase: the ext_proc filter in the HTTP connection manager (request headers SEND, request
-// body BUFFERED). Authenticates on headers (no body needed to refuse), parses the body once, decides
-// the route and its plan (first target, chain cluster, retries), and answers the body with the
-// routing headers plus clear_route_cache so that Envoy re-matches the route on them.
+// body BUFFERED, response headers SEND). Authenticates on headers (no body needed to refuse), parses
+// the body once, decides the route and its plan (first target, chain cluster, retries), admits the
+// request against its quotas, and answers the body with the routing headers plus clear_route_cache
+// so that Envoy re-matches the route on them. On the response it adds the x-ratelimit-* headers,
+// reads the usage from the body the client receives (STREAMED by mode_override, LLM answers only)
+// and settles the quota reservation; a client that goes away is settled from what was relayed.
 import { randomUUID } from "node:crypto";
 import { GatewayError } from "../api/errors";
 import { formatForPath, parsePath, type ApiFormat, type Operation } from "../api/operations";
 import type { RequestHeaders } from "../api/request-headers";
-import { checkContentEncoding, checkContentType, decodeBody, parseJsonObject, requestedModel } from "../api/request-body";
+import { checkContentEncoding, checkContentType, decodeBody, parseJsonObject, requestedModel, type JsonObject } from "../api/request-body";
 import { authenticate } from "../auth/authenticate";
 import type { RoutingContext } from "../context/routing-context";
-import { CONTINUE, ProtocolError, type ExtProcMessage, type HeaderEdits, type PhaseReply, type StreamProcessor } from "../extproc/messages";
-import type { CompiledCluster, CompiledConsumer, CompiledPolicy } from "../policy/compile";
+import { CONTINUE, ProtocolError, type ExtProcMessage, type HeaderEdits, type PhaseReply, type StreamOutcome, type StreamProcessor } from "../extproc/messages";
+import type { CompiledCluster, CompiledConsumer, CompiledPolicy, CompiledRoute, CompiledTarget } from "../policy/compile";
+import type { QuotaTicket } from "../quota/quota-gate";
+import type { Reservation } from "../quota/limit-rules";
+import type { RequestFeatures } from "../routing/strategy-types";
+import { costNanoUsd, type Usage } from "../usage/usage";
+import { UsageReader } from "../usage/usage-reader";
 import { decidePassthrough, decideRoute } from "../routing/decide";
 import { featuresFor, planRoute, type RoutePlan } from "../routing/plan";
-import { CONTEXT_HEADER, gatewayHeadersIn, MAX_RETRIES_HEADER, METADATA_CONTEXT_KEY, METADATA_NAMESPACE, PASSTHROUGH_ROUTE } from "./gateway-headers";
+import { ATTEMPT_RESPONSE_HEADER, CONTEXT_HEADER, gatewayHeadersIn, MAX_RETRIES_HEADER, METADATA_CONTEXT_KEY, METADATA_NAMESPACE, PASSTHROUGH_ROUTE, TARGET_RESPONSE_HEADER } from "./gateway-headers";
 import type { PhaseDeps } from "./phase-deps";
 import { answering } from "./replies";
 
@@ -29,12 +37,29 @@ interface Pending {
   requestId: string;
 }
 
+/** What the response side needs of a routed LLM request. */
+interface Routed {
+  operation: Operation;
+  route: CompiledRoute;
+  first: CompiledTarget;
+  ticket: QuotaTicket;
+  /** The gateway added stream_options.include_usage: its extra chunk is not the client's. */
+  stripUsageChunk: boolean;
+}
+
+const STREAM_USAGE_OPERATIONS: ReadonlySet<Operation> = new Set(["chat.completions", "completions"]);
+
 export class RouterPhase implements StreamProcessor {
   readonly #policy: CompiledPolicy;
   #state: "headers" | "body" | "forwarding" | "done" = "headers";
   #format: ApiFormat = "openai";
   #pending: Pending | undefined;
   #plan: RoutePlan | undefined;
+  #routed: Routed | undefined;
+  /** Reads the answer's usage once its headers said it is a success. */
+  #reader: UsageReader | undefined;
+  /** The target that answered (x-llm-router-target from the upstream phase). */
+  #answeredBy: CompiledTarget | undefined;
 
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
@@ -45,7 +70,7 @@ export class RouterPhase implements StreamProcessor {
     return this.#plan;
   }
 
-  handle(message: ExtProcMessage): PhaseReply {
+  handle(message: ExtProcMessage): PhaseReply | Promise<PhaseReply> {
     switch (message.kind) {
       case "request_headers":
         if (this.#state !== "headers") throw new ProtocolError(`request_headers received in state ${this.#state}`);
@@ -57,11 +82,20 @@ export class RouterPhase implements StreamProcessor {
       case "request_trailers":
         if (this.#state === "headers") throw new ProtocolError("request_trailers before request_headers");
         return CONTINUE;
+      case "response_headers":
+        return this.#onResponseHeaders(message.headers, message.endOfStream);
+      case "response_body":
+        return this.#onResponseBody(message.body, message.endOfStream);
       default:
-        // Response messages: this filter is configured not to send them; answering keeps a
-        // differently configured Envoy working.
         return CONTINUE;
     }
+  }
+
+  close(_outcome: StreamOutcome): void {
+    // The stream ended before the response did (client gone, upstream reset, Envoy timeout).
+    const routed = this.#routed;
+    if (routed === undefined || routed.ticket.settled) return;
+    this.#settle(routed);
   }
 
   #onHeaders(headers: RequestHeaders, endOfStream: boolean): PhaseReply {
@@ -100,7 +134,7 @@ export class RouterPhase implements StreamProcessor {
     return strip.remove.length > 0 ? { kind: "continue", headers: strip } : CONTINUE;
   }
 
-  #onBody(received: Buffer, endOfStream: boolean): PhaseReply {
+  #onBody(received: Buffer, endOfStream: boolean): PhaseReply | Promise<PhaseReply> {
     const p = this.#pending;
     if (p === undefined) throw new ProtocolError("request_body without request_headers");
     this.#state = "done";
@@ -118,9 +152,10 @@ export class RouterPhase implements StreamProcessor {
     const route = decideRoute({ operation: p.operation, model, header, consumer: p.consumer }, this.#policy);
     const now = this.deps.now();
     const { observations } = this.deps;
+    const features = featuresFor(route, p.operation, json, model);
     const plan = planRoute(route, {
       operation: p.operation,
-      features: featuresFor(route, p.operation, json, model),
+      features,
       consumer: p.consumer,
       header,
       stats: (id) => observations.stats(id),
@@ -151,14 +186,78 @@ export class RouterPhase implements StreamProcessor {
 
     // Client-sent gateway headers were already removed in the reply to the request headers.
     const edits: HeaderEdits = { set: [], remove: [] };
-    if (p.encoding) {
-      // Forward the decoded body so the upstream phase and the provider see plain JSON.
-      edits.remove.push("content-encoding");
-      edits.set.push(["content-length", String(body.length)]);
+    let forward = p.encoding ? body : undefined;
+    // Usage of a stream comes only in a last chunk the client must ask for; ask on its behalf.
+    const stripUsageChunk = route.streamUsage && STREAM_USAGE_OPERATIONS.has(p.operation) && features.stream && !asksForUsage(json);
+    if (stripUsageChunk) forward = withStreamUsage(body, json);
+    if (forward !== undefined) {
+      // Forward the decoded (and amended) body so the upstream phase and the provider see plain JSON.
+      if (p.encoding) edits.remove.push("content-encoding");
+      edits.set.push(["content-length", String(forward.length)]);
     }
     const reply = this.#routeTo(route.name, cluster, plan.retriesLimited ? plan.retries : undefined, ctx, edits);
-    if (p.encoding) reply.body = body;
-    return reply;
+    if (forward !== undefined) reply.body = forward;
+
+    const subject = { consumer: p.consumer, route: route.name, target: target.id };
+    const admitted = this.deps.quota.admit(this.#policy.limits, subject, reservationFor(p.operation, route, target, features), now, p.requestId);
+    const routed = (ticket: QuotaTicket): PhaseReply => {
+      this.#routed = { operation: p.operation, route, first: target, ticket, stripUsageChunk };
+      return reply;
+    };
+    return admitted instanceof Promise ? admitted.then(routed) : routed(admitted);
+  }
+
+  #onResponseHeaders(headers: RequestHeaders, endOfStream: boolean): PhaseReply {
+    const routed = this.#routed;
+    if (routed === undefined) return CONTINUE;
+    const set: Array<[string, string]> = [...routed.ticket.headers];
+    const remove: string[] = [];
+    const named = headers.get(TARGET_RESPONSE_HEADER);
+    this.#answeredBy = (named === undefined ? undefined : this.#policy.targets.get(named)) ?? routed.first;
+    // The upstream phase always names the target (quotas and cost need it); clients see it only
+    // where the route says so.
+    if (!routed.route.responseHeaders && named !== undefined) remove.push(TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER);
+    const status = Number(headers.get(":status"));
+    const success = status >= 200 && status < 300;
+    if (!success || endOfStream) {
+      // Failed answers (and empty ones) used nothing: the reservation is released.
+      void routed.ticket.settle(undefined, this.deps.now());
+      return set.length + remove.length === 0 ? CONTINUE : { kind: "continue", headers: { set, remove } };
+    }
+    const streaming = (headers.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream");
+    this.#reader = new UsageReader({ operation: routed.operation, streaming, stripUsageChunk: routed.stripUsageChunk, maxJsonBytes: this.deps.maxBodyBytes });
+    return { kind: "continue", headers: { set, remove }, streamResponseBody: process.env.NO_STREAM !== "1" };
+  }
+
+  #onResponseBody(chunk: Buffer, endOfStream: boolean): PhaseReply {
+    const reader = this.#reader;
+    const routed = this.#routed;
+    if (reader === undefined || routed === undefined) return CONTINUE;
+    const replacement = reader.push(chunk, endOfStream);
+    if (endOfStream) this.#settle(routed);
+    return replacement === undefined ? CONTINUE : { kind: "continue", body: replacement };
+  }
+
+  /** Settles the reservation from the usage read (or estimated, for an answer cut short). */
+  #settle(routed: Routed): void {
+    const now = this.deps.now();
+    const reader = this.#reader;
+    if (reader === undefined) {
+      void routed.ticket.settle(undefined, now);
+      return;
+    }
+    const report = reader.report();
+    const usage: Usage = report.usage ?? {
+      inputTokens: report.inputTokensSeen ?? routed.ticket.reservation.minTokens,
+      outputTokens: report.estimatedOutputTokens,
+      cachedInputTokens: 0,
+      cacheWriteInputTokens: 0,
+      reasoningTokens: 0,
+    };
+    const target = this.#answeredBy ?? routed.first;
+    const price = target.config.price;
+    if (report.usage === undefined) this.deps.log.debug({ requestId: this.#pending?.requestId, target: target.id, usage }, "no usage reported: settled from estimates");
+    void routed.ticket.settle({ usage, nanoUsd: price === undefined ? 0 : costNanoUsd(usage, price), target: target.id }, now);
   }
 
   #routeTo(routeName: string, cluster: CompiledCluster, maxRetries: number | undefined, ctx: RoutingContext, edits: HeaderEdits): PhaseReply & { kind: "continue" } {
@@ -179,4 +278,38 @@ export class RouterPhase implements StreamProcessor {
       dynamicMetadata: { [METADATA_NAMESPACE]: { [METADATA_CONTEXT_KEY]: token } },
     };
   }
+}
+
+/**
+ * What a request reserves: its prompt estimate plus the output it may produce (max_tokens, else the
+ * route's default, capped by the target), and their cost at the first target's price.
+ */
+export function reservationFor(operation: Operation, route: CompiledRoute, target: CompiledTarget, features: RequestFeatures): Reservation {
+  const prompt = features.promptTokens;
+  const output = operation === "embeddings" ? 0 : Math.min(features.maxOutputTokens ?? route.reserveOutputTokens, target.config.maxOutputTokens ?? Infinity);
+  const price = target.config.price;
+  const usage = (outputTokens: number): Usage => ({ inputTokens: prompt, outputTokens, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0 });
+  return {
+    tokens: prompt + output,
+    minTokens: prompt,
+    nanoUsd: price === undefined ? 0 : costNanoUsd(usage(output), price),
+    minNanoUsd: price === undefined ? 0 : costNanoUsd(usage(0), price),
+  };
+}
+
+function asksForUsage(json: JsonObject): boolean {
+  const opts = json["stream_options"];
+  return typeof opts === "object" && opts !== null && (opts as Record<string, unknown>)["include_usage"] === true;
+}
+
+/** The body with stream_options.include_usage set: spliced in when absent, else re-serialised. */
+function withStreamUsage(body: Buffer, json: JsonObject): Buffer {
+  const opts = json["stream_options"];
+  if (opts === undefined) {
+    let end = body.length - 1;
+    while (end > 0 && body[end] !== 0x7d) end--;
+    if (end > 0) return Buffer.concat([body.subarray(0, end), Buffer.from(',"stream_options":{"include_usage":true}'), body.subarray(end)]);
+  }
+  const base = typeof opts === "object" && opts !== null && !Array.isArray(opts) ? opts : {};
+  return Buffer.from(JSON.stringify({ ...json, stream_options: { ...base, include_usage: true } }));
 }

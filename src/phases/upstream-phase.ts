@@ -97,11 +97,11 @@ export class UpstreamPhase implements StreamProcessor {
     // Envoy's rate-limited back-off reads retry-after in seconds; OpenAI and Azure may send only
     // retry-after-ms. The router sees these headers before it decides on a retry.
     if (wait !== undefined && headers.get("retry-after") === undefined) set.push(["retry-after", String(Math.ceil(wait / 1000))]);
-    if (ctx.rh === 1) {
-      set.push([TARGET_RESPONSE_HEADER, target.id]);
-      if (this.#attempt !== undefined) set.push([ATTEMPT_RESPONSE_HEADER, this.#attempt]);
-    }
-    return set.length === 0 ? CONTINUE : { kind: "continue", headers: { set, remove: [] } };
+    // The router phase needs the answering target for cost and quotas; it removes the header from
+    // the client's response unless the route shows it.
+    set.push([TARGET_RESPONSE_HEADER, target.id]);
+    if (ctx.rh === 1 && this.#attempt !== undefined) set.push([ATTEMPT_RESPONSE_HEADER, this.#attempt]);
+    return { kind: "continue", headers: { set, remove: [] } };
   }
 
   #logEffect(target: CompiledTarget, effect: { cooldownEntered: boolean; cooldownUntil: number | undefined }, cause: string): void {

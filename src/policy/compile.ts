@@ -6,6 +6,7 @@ import { OPERATIONS, type Operation } from "../api/operations";
 import { KeyDigestIndex } from "../auth/key-digest-index";
 import { adapterFor } from "../providers/registry";
 import type { ProviderAdapter } from "../providers/types";
+import { compileLimits, type CompiledLimits } from "../quota/limit-rules";
 import { compileStrategy, type RankFn } from "../routing/strategies";
 import type { TargetView } from "../routing/strategy-types";
 import { parseDuration } from "./duration";
@@ -93,6 +94,10 @@ export interface CompiledRoute {
   /** The cluster whose order starts with a given target (that target, then the chain's others). */
   clusterStartingWith: ReadonlyMap<string, CompiledCluster>;
   responseHeaders: boolean;
+  /** Output tokens quotas reserve when a request names no max_tokens. */
+  reserveOutputTokens: number;
+  /** Every provider of the chain accepts stream_options.include_usage. */
+  streamUsage: boolean;
 }
 
 export interface CompiledConsumer {
@@ -121,6 +126,7 @@ export interface CompiledPolicy {
   passthrough: ReadonlyArray<{ prefix: string; target: CompiledTarget; cluster: CompiledCluster }>;
   /** Every cluster the policy routes to, by name (what render-envoy writes). */
   clusters: ReadonlyMap<string, CompiledCluster>;
+  limits: CompiledLimits;
 }
 
 export interface CompileOptions {
@@ -273,6 +279,8 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
       retry: compileRetry(config, chain.length),
       clusterStartingWith,
       responseHeaders: config.responseHeaders,
+      reserveOutputTokens: config.reserveOutputTokens ?? doc.limits.reserveOutputTokens,
+      streamUsage: chain.every((t) => t.provider.config.streamUsage !== false),
     });
   });
 
@@ -311,6 +319,17 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
     passthrough.push({ prefix: p.pathPrefix, target, cluster: clusterFor([target], clusters) });
   });
 
+  const limits = compileLimits(
+    doc.limits,
+    {
+      consumers: consumerIds,
+      teams: new Set(doc.consumers.flatMap((c) => (c.team === undefined ? [] : [c.team]))),
+      routes: routeNames,
+      targets: new Set(targets.keys()),
+    },
+    issues,
+  );
+
   if (issues.length > 0) throw new PolicyError(options.file, issues);
 
   const anyModel = routes.filter((r) => !r.config.match.models);
@@ -340,6 +359,7 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
     consumerForKeyDigest: (digest) => keyIndex.find(digest),
     passthrough,
     clusters,
+    limits,
   };
 }
 

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { OPERATION_PATHS } from "../api/operations";
 import { comment, duration, headerName, identifier } from "./schema-parts";
+import { limitsSchema } from "./limits-schema";
 import { strategySchema } from "./strategy-schema";
 
 /** Where a secret comes from. The value itself never appears in the policy file. */
@@ -29,6 +30,12 @@ const providerCommon = {
     .optional(),
   /** Envoy's connect_timeout for this provider's endpoints (default 5s). */
   connectTimeout: duration.optional(),
+  /**
+   * The provider accepts OpenAI's `stream_options.include_usage` (default true). The gateway adds
+   * it to streaming requests to learn their usage; set false for an API that rejects it (usage of
+   * its streams is then estimated).
+   */
+  streamUsage: z.boolean().optional(),
 };
 
 export const providerSchema = z.discriminatedUnion("type", [
@@ -130,6 +137,8 @@ export const routeSchema = z.strictObject({
     .optional(),
   /** Tell clients which target answered (x-llm-router-target) and after how many attempts. */
   responseHeaders: z.boolean().default(true),
+  /** Output tokens quotas reserve for a request without max_tokens (default: limits.reserveOutputTokens). */
+  reserveOutputTokens: z.number().int().positive().optional(),
 });
 
 export const consumerSchema = z.strictObject({
@@ -198,6 +207,8 @@ export const policySchema = z.strictObject({
   consumers: z.array(consumerSchema).default([]),
   /** Non-LLM paths forwarded untouched (e.g. GET /v1/models); all other paths get 404. */
   passthrough: z.array(passthroughSchema).default([]),
+  /** Quotas and budgets (README "Quotas and budgets"). */
+  limits: limitsSchema,
 });
 
 export type PolicyDocument = z.infer<typeof policySchema>;

@@ -64,6 +64,8 @@ export interface ClusterModel {
   /** The cluster's own transport_socket; absent = plaintext (raw_buffer). */
   transportSocket?: TransportSocketModel;
   upstreamHttpProtocolOptions: UpstreamHttpProtocolOptionsModel;
+  /** HttpProtocolOptions.common_http_protocol_options.max_requests_per_connection (unset: unlimited). */
+  maxRequestsPerConnection: number | undefined;
 }
 
 export const PROTOCOL_OPTIONS_KEY = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
@@ -124,7 +126,7 @@ function parseTransportSocket(raw: unknown, path: string): TransportSocketModel 
   return { name, tls, sni: tls ? (optStr(tc["sni"], `${path}.typed_config.sni`) ?? "") : "", subjectAltNames };
 }
 
-function parseProtocolOptions(c: Record<string, unknown>, path: string): { filters: HttpFilterModel[]; upstream: UpstreamHttpProtocolOptionsModel } {
+function parseProtocolOptions(c: Record<string, unknown>, path: string): { filters: HttpFilterModel[]; upstream: UpstreamHttpProtocolOptionsModel; maxRequests: number | undefined } {
   const options = optObj(c["typed_extension_protocol_options"], `${path}.typed_extension_protocol_options`) ?? {};
   const hp = `${path}.typed_extension_protocol_options.${PROTOCOL_OPTIONS_KEY}`;
   const httpOptions = optObj(options[PROTOCOL_OPTIONS_KEY], hp) ?? {};
@@ -140,7 +142,9 @@ function parseProtocolOptions(c: Record<string, unknown>, path: string): { filte
   };
   const override = optStr(up["override_auto_sni_header"], `${hp}.upstream_http_protocol_options.override_auto_sni_header`);
   if (override !== undefined && override !== "") upstream.overrideAutoSniHeader = override.toLowerCase();
-  return { filters, upstream };
+  const common = optObj(httpOptions["common_http_protocol_options"], `${hp}.common_http_protocol_options`) ?? {};
+  const maxRequests = optNum(common["max_requests_per_connection"], `${hp}.common_http_protocol_options.max_requests_per_connection`);
+  return { filters, upstream, maxRequests };
 }
 
 export function parseCluster(raw: unknown, path: string): ClusterModel {
@@ -162,6 +166,7 @@ export function parseCluster(raw: unknown, path: string): ClusterModel {
       };
     }),
     upstreamHttpProtocolOptions: protocol.upstream,
+    maxRequestsPerConnection: protocol.maxRequests,
   };
   if (c["transport_socket"] !== undefined) cluster.transportSocket = parseTransportSocket(c["transport_socket"], `${path}.transport_socket`);
   return cluster;

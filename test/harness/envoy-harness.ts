@@ -189,6 +189,16 @@ export class EnvoyHarness {
       return address;
     };
     validateGrpcClusters(bootstrap, addressFor);
+    // The ext_proc cluster's max_requests_per_connection decides when its connection is renewed.
+    const maxStreams = new Map<string, number>();
+    for (const c of bootstrap.clusters.values()) {
+      if (c.maxRequestsPerConnection === undefined) continue;
+      try {
+        maxStreams.set(addressFor(c.name), c.maxRequestsPerConnection);
+      } catch {
+        // not an ext_proc cluster
+      }
+    }
     const endpoints = new Map<string, readonly string[]>();
     for (const [name, value] of Object.entries(opts.clusterEndpoints ?? {})) {
       if (!bootstrap.clusters.has(name)) throw new Error(`clusterEndpoints: no cluster "${name}" in ${opts.envoyYaml}`);
@@ -203,7 +213,7 @@ export class EnvoyHarness {
     }
     return new EnvoyHarness({
       bootstrap,
-      channels: new ExtProcChannels(),
+      channels: new ExtProcChannels((address) => maxStreams.get(address)),
       extProcAddress: addressFor,
       clusterEndpoints: endpoints,
       hostEndpoints: hosts,

@@ -28,22 +28,68 @@ export type StreamEvent =
   | { type: "error"; code: number; details: string }
   | { type: "closed" };
 
-/** One gRPC channel per ext_proc address, shared by all streams of a harness. */
-export class ExtProcChannels {
-  private readonly clients = new Map<string, grpc.Client>();
+interface Connection {
+  client: grpc.Client;
+  /** Streams opened on it so far. */
+  opened: number;
+  /** Streams still open. */
+  active: number;
+  retired: boolean;
+}
 
-  get(address: string): grpc.Client {
-    let client = this.clients.get(address);
-    if (client === undefined) {
-      client = new grpc.Client(address, grpc.credentials.createInsecure(), GRPC_MESSAGE_LIMIT_OPTIONS);
-      this.clients.set(address, client);
+/**
+ * One HTTP/2 connection per ext_proc address, shared by all streams of a harness, renewed after
+ * the gRPC cluster's max_requests_per_connection streams as Envoy does (the old connection drains:
+ * its open streams finish, then it closes). Every client gets its own subchannel pool, so a new
+ * client really is a new connection.
+ */
+export class ExtProcChannels {
+  private readonly current = new Map<string, Connection>();
+  private readonly all = new Set<Connection>();
+
+  constructor(private readonly maxStreamsFor: (address: string) => number | undefined = () => undefined) {}
+
+  /** A client for one new stream; call `done` when the stream ends. */
+  open(address: string): { client: grpc.Client; done: () => void } {
+    let conn = this.current.get(address);
+    const max = this.maxStreamsFor(address);
+    if (conn !== undefined && max !== undefined && conn.opened >= max) {
+      conn.retired = true;
+      if (conn.active === 0) this.closeConnection(conn);
+      conn = undefined;
     }
-    return client;
+    if (conn === undefined) {
+      conn = { client: new grpc.Client(address, grpc.credentials.createInsecure(), { ...GRPC_MESSAGE_LIMIT_OPTIONS, "grpc.use_local_subchannel_pool": 1 }), opened: 0, active: 0, retired: false };
+      this.current.set(address, conn);
+      this.all.add(conn);
+    }
+    const c = conn;
+    c.opened++;
+    c.active++;
+    let ended = false;
+    return {
+      client: c.client,
+      done: () => {
+        if (ended) return;
+        ended = true;
+        c.active--;
+        if (c.retired && c.active === 0) this.closeConnection(c);
+      },
+    };
+  }
+
+  /** Connections opened so far (for tests of the renewal itself). */
+  get connectionsOpened(): number {
+    return this.all.size;
   }
 
   closeAll(): void {
-    for (const client of this.clients.values()) client.close();
-    this.clients.clear();
+    for (const conn of this.all) conn.client.close();
+    this.current.clear();
+  }
+
+  private closeConnection(conn: Connection): void {
+    conn.client.close();
   }
 }
 
@@ -55,20 +101,21 @@ export class ExtProcStream {
   private closed = false;
 
   constructor(
-    client: grpc.Client,
+    private readonly connection: { client: grpc.Client; done: () => void },
     metadata: ReadonlyArray<readonly [string, string]>,
     private readonly record: ExtProcRecord,
   ) {
     const md = new grpc.Metadata();
     for (const [k, v] of metadata) md.add(k, v);
     const proto = extProcProto();
-    this.call = client.makeBidiStreamRequest(PROCESS_PATH, proto.serializeRequest, proto.deserializeResponse, md, {});
+    this.call = connection.client.makeBidiStreamRequest(PROCESS_PATH, proto.serializeRequest, proto.deserializeResponse, md, {});
     this.call.on("data", (message: ProcessingResponseMsg) => {
       this.record.received.push(message);
       this.queue.push(message);
       this.wake();
     });
     this.call.on("status", (status: grpc.StatusObject) => {
+      this.connection.done();
       if (this.closed) return;
       // A clean close (OK) and an error are different events for Envoy (onGrpcClose / onGrpcError).
       this.terminal =

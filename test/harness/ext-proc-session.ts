@@ -235,8 +235,7 @@ export class ExtProcSession {
 
   private open(): ExtProcStream {
     if (this.stream === undefined) {
-      const client = this.env.channels.get(this.env.address);
-      this.stream = new ExtProcStream(client, this.env.config.initialMetadata, this.env.record);
+      this.stream = new ExtProcStream(this.env.channels.open(this.env.address), this.env.config.initialMetadata, this.env.record);
     }
     return this.stream;
   }

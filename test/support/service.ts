@@ -21,7 +21,11 @@ export interface TestService extends RunningService {
   stop(): Promise<void>;
 }
 
-export async function startTestService(policy: object | string = examplePolicy(), env: NodeJS.ProcessEnv = TEST_ENV, extra: { maxBodyBytes?: number } = {}): Promise<TestService> {
+export async function startTestService(
+  policy: object | string = examplePolicy(),
+  env: NodeJS.ProcessEnv = TEST_ENV,
+  extra: { maxBodyBytes?: number; redisUrl?: string; redisKeyPrefix?: string } = {},
+): Promise<TestService> {
   let policyFile: string;
   const dir = mkdtempSync(path.join(tmpdir(), "llm-router-test-"));
   if (typeof policy === "string") {
@@ -40,6 +44,8 @@ export async function startTestService(policy: object | string = examplePolicy()
     log: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
     watchPolicy: false,
     env,
+    redisUrl: extra.redisUrl,
+    redisKeyPrefix: extra.redisKeyPrefix,
   });
   return { ...svc, address: `127.0.0.1:${svc.grpcPort}`, policyFile, stop: () => svc.shutdown(2000) };
 }

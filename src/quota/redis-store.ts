@@ -1,0 +1,116 @@
+// Quota store on Redis (ioredis). Every admission and every settlement is one script call. Keys of
+// one request can belong to several scopes ({c:consumer}, {t:team}, {r:route}, {g:target}, {all});
+// on a single Redis node one script takes them all. (Redis Cluster would need the keys of one call
+// in one slot: see README "Quotas and budgets" for the current limit.)
+//
+// Failing fast matters more than retrying: with the offline queue off and a command timeout, a
+// Redis that is down or slow costs a request at most `commandTimeoutMs` before its rules fall back
+// to their failMode (quota-gate.ts). ioredis keeps reconnecting in the background.
+import Redis from "ioredis";
+import type { Adjustment, AdmitOutcome, Check, CheckState, QuotaStore, Tally } from "./quota-store";
+import { ADMIT_SCRIPT, SETTLE_SCRIPT } from "./redis-scripts";
+
+export interface RedisStoreOptions {
+  url: string;
+  /** A request waits at most this long for Redis (default 200 ms). */
+  commandTimeoutMs?: number;
+  /** Prefix of every key (default "llmr:"); tests use one per run. */
+  keyPrefix?: string;
+}
+
+type ScriptCall = (numKeys: number, ...args: Array<string | number>) => Promise<unknown>;
+
+export class RedisQuotaStore implements QuotaStore {
+  readonly #redis: Redis;
+  readonly prefix: string;
+
+  constructor(opts: RedisStoreOptions) {
+    this.prefix = opts.keyPrefix ?? "llmr:";
+    this.#redis = new Redis(opts.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: opts.commandTimeoutMs ?? 200,
+      connectTimeout: 2000,
+      // Reconnect forever, backing off to 2 s: Redis coming back needs no restart of the service.
+      retryStrategy: (times) => Math.min(100 * times, 2000),
+      lazyConnect: false,
+    });
+    // Errors reach callers through rejected commands; without a listener ioredis logs each one.
+    this.#redis.on("error", () => undefined);
+    this.#redis.defineCommand("llmrAdmit", { lua: ADMIT_SCRIPT });
+    this.#redis.defineCommand("llmrSettle", { lua: SETTLE_SCRIPT });
+  }
+
+  /** Resolves once connected (or rejects after timeoutMs): `serve` waits for it at start. */
+  async ready(timeoutMs: number): Promise<void> {
+    if (this.#redis.status === "ready") return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`Redis not reachable within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const onReady = () => {
+        cleanup();
+        resolve();
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.#redis.off("ready", onReady);
+      };
+      this.#redis.on("ready", onReady);
+    });
+  }
+
+  get connected(): boolean {
+    return this.#redis.status === "ready";
+  }
+
+  async admit(checks: readonly Check[], leaseId: string, now: number): Promise<AdmitOutcome> {
+    const call = (this.#redis as unknown as { llmrAdmit: ScriptCall }).llmrAdmit;
+    const raw = (await call.call(this.#redis, checks.length, ...this.#keys(checks), now, leaseId, ...checks.flatMap((c) => scriptArgs(c, c.algo === "lease" ? 1 : c.cost)))) as number[];
+    const refused = Number(raw[0]);
+    const retryAt = Number(raw[1]);
+    const states: CheckState[] = [];
+    for (let i = 0; i < checks.length; i++) states.push({ remaining: Number(raw[2 + 2 * i]), resetAt: Number(raw[3 + 2 * i]) });
+    return { refused: refused === 0 ? undefined : refused - 1, retryAt: retryAt < 0 ? undefined : retryAt, states };
+  }
+
+  async settle(adjustments: readonly Adjustment[], tally: Tally | undefined, leaseId: string, now: number): Promise<void> {
+    const live = adjustments.filter((a) => a.check.algo === "lease" || a.delta !== 0);
+    if (live.length === 0 && tally === undefined) return;
+    const keys = this.#keys(live.map((a) => a.check));
+    const args: Array<string | number> = [now, leaseId, live.length, ...live.flatMap((a) => scriptArgs(a.check, a.delta))];
+    if (tally !== undefined) {
+      keys.push(this.prefix + tally.key);
+      args.push(tally.expiresAt);
+      for (const [f, v] of tally.fields) args.push(f, Math.round(v));
+    }
+    const call = (this.#redis as unknown as { llmrSettle: ScriptCall }).llmrSettle;
+    await call.call(this.#redis, keys.length, ...keys, ...args);
+  }
+
+  async ledger(key: string): Promise<Record<string, number>> {
+    const raw = await this.#redis.hgetall(this.prefix + key);
+    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
+  }
+
+  async close(): Promise<void> {
+    this.#redis.disconnect();
+    return Promise.resolve();
+  }
+
+  #keys(checks: readonly Check[]): string[] {
+    return checks.map((c) => this.prefix + c.key);
+  }
+}
+
+function scriptArgs(c: Check, amount: number): Array<string | number> {
+  switch (c.algo) {
+    case "bucket":
+      return ["b", c.limit, amount, c.periodMs];
+    case "window":
+      return ["w", c.limit, amount, c.endsAt];
+    case "lease":
+      return ["l", c.limit, amount, c.ttlMs];
+  }
+}
