@@ -107,6 +107,11 @@ export class ExtProcStream {
   end(): void {
     this.call.end();
   }
+
+  /** Envoy resetting the stream (the client went away mid-response). */
+  cancel(): void {
+    this.call.cancel();
+  }
 }
 
 /** Envoy's request_headers message: every value as raw_value bytes, as current Envoy sends. */
