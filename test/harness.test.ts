@@ -1178,3 +1178,19 @@ static_resources:
     });
   });
 });
+
+describe("harness: ext_proc connections", () => {
+  it("renews the connection after max_requests_per_connection streams, as Envoy does, closing the old one once drained", async () => {
+    const { ExtProcChannels } = await import("./harness/ext-proc-client.js");
+    const channels = new ExtProcChannels(() => 3);
+    const streams = Array.from({ length: 7 }, () => channels.open("127.0.0.1:1"));
+    assert.equal(channels.connectionsOpened, 3, "streams 1-3, 4-6, 7");
+    assert.equal(new Set(streams.map((s) => s.client)).size, 3);
+    for (const s of streams) s.done();
+    channels.closeAll();
+    const unlimited = new ExtProcChannels();
+    for (let i = 0; i < 10; i++) unlimited.open("127.0.0.1:1").done();
+    assert.equal(unlimited.connectionsOpened, 1);
+    unlimited.closeAll();
+  });
+});

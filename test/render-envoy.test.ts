@@ -146,6 +146,17 @@ describe("render-envoy", () => {
     assert.ok(errors.some((e) => e.includes(`cluster ${name}: priority 0 must be target openai-gpt-4o`)), errors.join("\n"));
   });
 
+  it("validate requires the router phase to see responses and the gRPC connection to be renewed", () => {
+    const { yaml, policy } = render(examplePolicy());
+    const grpcCluster = clusterNamed(yaml, "llm_router") as Obj;
+    const options = (grpcCluster.typed_extension_protocol_options as Obj)["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"] as Obj;
+    delete options.common_http_protocol_options;
+    const hcm = JSON.stringify(yaml).replace('"response_header_mode":"SEND","response_body_mode":"NONE"', '"response_header_mode":"SKIP","response_body_mode":"NONE"');
+    const errors = checkPolicyAgainstEnvoy(policy, JSON.parse(hcm) as Obj, 16 * 1024 * 1024).errors;
+    assert.ok(errors.some((e) => e.includes('ext_proc gRPC cluster "llm_router": set') && e.includes("max_requests_per_connection")), errors.join("\n"));
+    assert.ok(errors.some((e) => e.includes("router phase needs processing_mode.response_header_mode: SEND and allow_mode_override: true")), errors.join("\n"));
+  });
+
   it("refuses a base that already defines a generated cluster, or has no router phase", () => {
     const policy = compile(examplePolicy());
     const clash = BASE.replace("  - name: llm_router\n", "  - name: tgt_openai-gpt-4o\n    type: STATIC\n  - name: llm_router\n");
