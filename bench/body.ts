@@ -1,6 +1,7 @@
-// OpenAI chat completion bodies of an exact byte size: {"model":"smart","messages":[...]} with a
-// system prompt and alternating user/assistant turns of prose, lists and code, the last user turn
-// padded so that the JSON is exactly the requested size. Deterministic for a given size.
+// OpenAI chat completion bodies of an exact byte size: {"model":"smart","messages":[...]} (with
+// "stream":true after the model for streaming requests) with a system prompt and alternating
+// user/assistant turns of prose, lists and code, the last user turn padded so that the JSON is
+// exactly the requested size. Deterministic for a given size.
 
 interface ChatMessage {
   role: "system" | "user" | "assistant";
@@ -77,9 +78,12 @@ function filler(rand: () => number, chars: number): string {
 const jsonBytes = (v: unknown): number => Buffer.byteLength(JSON.stringify(v));
 
 /** A chat completion request for model "smart" that is exactly `bytes` bytes of JSON. */
-export function chatBody(bytes: number): Buffer {
+export function chatBody(bytes: number, opts: { stream?: boolean } = {}): Buffer {
   const rand = prng(bytes);
-  const envelope = jsonBytes({ model: "smart", messages: [] });
+  // Only a streaming request carries the field: the non-streaming body stays byte-identical to
+  // earlier runs.
+  const head = opts.stream ? { model: "smart", stream: true } : { model: "smart" };
+  const envelope = jsonBytes({ ...head, messages: [] });
   const lastTurnOverhead = jsonBytes({ role: "user", content: "" }) + 1;
   const messages: ChatMessage[] = [{ role: "system", content: SYSTEM_PROMPT }];
   let size = envelope + jsonBytes(messages[0]);
@@ -99,7 +103,7 @@ export function chatBody(bytes: number): Buffer {
   const pad = bytes - size - lastTurnOverhead;
   if (pad < 0) throw new Error(`cannot build a chat body of ${bytes} bytes`);
   messages.push({ role: "user", content: filler(rand, pad) });
-  const body = Buffer.from(JSON.stringify({ model: "smart", messages }));
+  const body = Buffer.from(JSON.stringify({ ...head, messages }));
   if (body.length !== bytes) throw new Error(`chat body is ${body.length} bytes, wanted ${bytes}`);
   return body;
 }

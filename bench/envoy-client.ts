@@ -1,23 +1,59 @@
-// Drives an ext_proc server the way Envoy does for one chat completion: the router phase stream
-// (request_headers, then the BUFFERED request_body), then the upstream phase stream of the attempt
-// (request_headers after the router's mutations, with request attributes and the routing context in
-// metadata_context, then request_body, then the response headers). Built on the integration tests' client (Envoy's own protos).
+// Drives an ext_proc server the way Envoy does for one chat completion. The router phase stream
+// stays open for the whole request, as the downstream filter's does: request_headers, the BUFFERED
+// request_body, then (while it waits) the upstream phase stream of the attempt: request_headers
+// after the router's mutations, with request attributes and the routing context in
+// metadata_context, request_body, the attempt's response headers. Back on the router stream:
+// response_headers and, only if the reply asks for it with mode_override (response_body_mode
+// STREAMED), the response body one chunk per message. Built on the integration tests' client
+// (Envoy's own protos).
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { TARGET_ATTRIBUTE } from "../src/phases/gateway-headers";
+import { TARGET_ATTRIBUTE, TARGET_RESPONSE_HEADER } from "../src/phases/gateway-headers";
 import { compilePolicyText } from "../src/policy/compile";
-import { bodyMessage, ExtProcTestClient, headersMessage, type EnvoyCommon, type EnvoyResponse } from "../test/support/ext-proc-client";
+import { bodyMessage, ExtProcTestClient, headersMessage, type ExtProcStream, type EnvoyCommon, type EnvoyResponse } from "../test/support/ext-proc-client";
+import type { Answer } from "./response";
 
 export type Flow = "both" | "router" | "upstream";
 
-/** What the router phase decided: header mutations and the signed context. */
+/** One request: the client's body and what the provider answers. */
+export interface RequestCase {
+  body: Buffer;
+  answer: Answer;
+}
+
+/** What the router phase decided: header mutations, the signed context, the body it forwards. */
 export interface Routing {
   set: Array<[string, string]>;
   remove: string[];
   token: string;
+  /** The request body the router phase replaced (e.g. stream_options.include_usage added). */
+  body: Buffer | undefined;
+}
+
+/** The router stream's replies, message by message. */
+export interface RouterReplies {
+  requestHeaders: EnvoyResponse;
+  requestBody: EnvoyResponse;
+  responseHeaders: EnvoyResponse;
+  /** One per response body chunk; empty when the server did not ask for the body. */
+  responseBody: EnvoyResponse[];
+}
+
+/** What one request saw (for checks). */
+export interface Trace {
+  router: RouterReplies | undefined;
+  upstream: EnvoyResponse[] | undefined;
+  routing: Routing | undefined;
+}
+
+/** Client-side timings, ms: whole requests and, optionally, the router phase's reply to the body. */
+export interface Timings {
+  request: number[];
+  /** From sending request_body to its reply: where the router phase admits against quotas. */
+  bodyReply?: number[];
 }
 
 /** The example policy's "smart" route: a chain whose first target is openai-gpt-4o. */
@@ -32,18 +68,31 @@ export const UPSTREAM_CLUSTER = (() => {
   return cluster;
 })();
 
-/** What Envoy sends the upstream phase when the attempt's response headers arrive. */
-const RESPONSE_HEADERS = {
-  response_headers: {
-    headers: {
-      headers: Object.entries({ ":status": "200", "content-type": "application/json", "x-request-id": "req_0123456789abcdef", "openai-processing-ms": "412", "x-ratelimit-remaining-requests": "9999" }).map(([key, value]) => ({
-        key,
-        raw_value: Buffer.from(value),
-      })),
+/**
+ * The provider's response headers as Envoy sends them: to the upstream phase as they arrive, to the
+ * router phase with the upstream phase's x-llm-router-target added.
+ */
+function responseHeadersMessage(answer: Answer, routerSide: boolean): object {
+  const headers: Record<string, string> = {
+    ":status": "200",
+    "content-type": answer.contentType,
+    "x-request-id": "req_0123456789abcdef",
+    "openai-processing-ms": "412",
+    "x-ratelimit-remaining-requests": "9999",
+  };
+  if (routerSide) headers[TARGET_RESPONSE_HEADER] = UPSTREAM_TARGET;
+  return {
+    response_headers: {
+      headers: { headers: Object.entries(headers).map(([key, value]) => ({ key, raw_value: Buffer.from(value) })) },
+      end_of_stream: false,
     },
-    end_of_stream: false,
-  },
-};
+  };
+}
+
+/** Whether a reply to response headers switches this request's response body to STREAMED. */
+function asksForBody(reply: EnvoyResponse): boolean {
+  return reply.mode_override?.response_body_mode === "STREAMED";
+}
 
 export function clientHeaders(body: Buffer): Record<string, string> {
   return {
@@ -93,14 +142,32 @@ export function routingOf(headersReply: EnvoyResponse, bodyReply: EnvoyResponse)
   if (token === undefined) return undefined;
   const a = mutationsOf(headersReply.request_headers?.response);
   const b = mutationsOf(bodyReply.request_body?.response);
-  return { set: [...a.set, ...b.set], remove: [...a.remove, ...b.remove], token };
+  return { set: [...a.set, ...b.set], remove: [...a.remove, ...b.remove], token, body: bodyReply.request_body?.response?.body_mutation?.body };
+}
+
+/** Sends one message and checks that the reply answers it. */
+async function exchange(s: ExtProcStream, phase: string, message: object): Promise<EnvoyResponse> {
+  const expected = Object.keys(message)[0];
+  return expectKind(await s.send(message), expected, phase);
+}
+
+function expectKind(r: EnvoyResponse, expected: string | undefined, phase: string): EnvoyResponse {
+  if (r.response !== expected) throw new Error(`${phase} phase answered ${expected} with ${r.response ?? "nothing"}: ${JSON.stringify(r).slice(0, 500)}`);
+  return r;
+}
+
+/** Half-closes the stream and waits for the server's OK status. */
+async function finish(s: ExtProcStream, status: Promise<grpc.StatusObject>, phase: string): Promise<void> {
+  s.end();
+  const st = await status;
+  if (st.code !== grpc.status.OK) throw new Error(`${phase} stream ended with status ${st.code}: ${st.details}`);
 }
 
 export class EnvoyLikeClient {
   readonly #client: ExtProcTestClient;
   /**
    * Routing used when the server answers without one (the do-nothing server), so that its upstream
-   * streams carry the same headers and metadata as the service's.
+   * streams carry the same headers, body and metadata as the service's.
    */
   template: Routing | undefined;
 
@@ -108,49 +175,68 @@ export class EnvoyLikeClient {
     this.#client = new ExtProcTestClient(address);
   }
 
-  /** One stream: each message awaits its reply, then half-close and wait for the OK status. */
-  async stream(phase: "router" | "upstream", messages: object[], latencies?: number[]): Promise<EnvoyResponse[]> {
+  /** One request of `flow`. */
+  async request(flow: Flow, c: RequestCase, timings?: Timings): Promise<Trace> {
     const t0 = performance.now();
-    const s = this.#client.open(phase);
+    let trace: Trace;
+    if (flow === "upstream") {
+      const routing = this.#orTemplate(undefined);
+      trace = { router: undefined, upstream: await this.#upstreamPhase(upstreamHeaders(clientHeaders(c.body), routing), routing, c), routing };
+    } else {
+      trace = await this.#routerPhase(flow === "both", c, timings);
+    }
+    timings?.request.push(performance.now() - t0);
+    return trace;
+  }
+
+  /** The server's routing, else the template (the do-nothing server; upstream-only requests). */
+  #orTemplate(routing: Routing | undefined): Routing {
+    const r = routing ?? this.template;
+    if (r === undefined) throw new Error("the server made no routing decision and there is no template");
+    return r;
+  }
+
+  async #routerPhase(withUpstream: boolean, c: RequestCase, timings: Timings | undefined): Promise<Trace> {
+    const s = this.#client.open("router");
+    const status = s.status();
+    const headers = clientHeaders(c.body);
+    const requestHeaders = await exchange(s, "router", headersMessage(headers));
+    const bodySent = performance.now();
+    const requestBody = await exchange(s, "router", bodyMessage(c.body));
+    timings?.bodyReply?.push(performance.now() - bodySent);
+    let routing = routingOf(requestHeaders, requestBody);
+    let upstream: EnvoyResponse[] | undefined;
+    if (withUpstream) {
+      routing = this.#orTemplate(routing);
+      upstream = await this.#upstreamPhase(upstreamHeaders(headers, routing), routing, c);
+    }
+    const responseHeaders = await exchange(s, "router", responseHeadersMessage(c.answer, true));
+    const responseBody = asksForBody(responseHeaders) ? await this.#streamBody(s, c.answer.chunks) : [];
+    await finish(s, status, "router");
+    return { router: { requestHeaders, requestBody, responseHeaders, responseBody }, upstream, routing };
+  }
+
+  /**
+   * STREAMED: Envoy sends each chunk as it arrives without waiting for the previous reply, and
+   * applies the replies in order. Promise.all rather than a loop of awaits, so that every reply
+   * promise has a handler if the stream fails.
+   */
+  async #streamBody(s: ExtProcStream, chunks: Buffer[]): Promise<EnvoyResponse[]> {
+    const last = chunks.length - 1;
+    const replies = await Promise.all(chunks.map((body, i) => s.send({ response_body: { body, end_of_stream: i === last } })));
+    return replies.map((r) => expectKind(r, "response_body", "router"));
+  }
+
+  /** The attempt's stream: request headers, the body the router phase forwards, response headers. */
+  async #upstreamPhase(headers: Record<string, string>, routing: Routing, c: RequestCase): Promise<EnvoyResponse[]> {
+    const s = this.#client.open("upstream");
     const status = s.status();
     const replies: EnvoyResponse[] = [];
-    for (const m of messages) {
-      const expected = Object.keys(m)[0];
-      const r = await s.send(m);
-      if (r.response !== expected) throw new Error(`${phase} phase answered ${expected} with ${r.response ?? "nothing"}: ${JSON.stringify(r).slice(0, 500)}`);
-      replies.push(r);
+    for (const m of [headersMessage(headers, false, upstreamExtras(routing.token)), bodyMessage(routing.body ?? c.body), responseHeadersMessage(c.answer, false)]) {
+      replies.push(await exchange(s, "upstream", m));
     }
-    s.end();
-    const st = await status;
-    if (st.code !== grpc.status.OK) throw new Error(`${phase} stream ended with status ${st.code}: ${st.details}`);
-    latencies?.push(performance.now() - t0);
+    await finish(s, status, "upstream");
     return replies;
-  }
-
-  async routerPhase(headers: Record<string, string>, body: Buffer, latencies?: number[]): Promise<Routing> {
-    const [h, b] = await this.stream("router", [headersMessage(headers), bodyMessage(body)], latencies);
-    const routing = h && b ? routingOf(h, b) : undefined;
-    if (routing !== undefined) return routing;
-    if (this.template === undefined) throw new Error("router phase made no routing decision");
-    return this.template;
-  }
-
-  upstreamPhase(headers: Record<string, string>, token: string, body: Buffer, latencies?: number[]): Promise<EnvoyResponse[]> {
-    // Request headers, body, and the attempt's response headers (response_header_mode SEND).
-    return this.stream("upstream", [headersMessage(headers, false, upstreamExtras(token)), bodyMessage(body), RESPONSE_HEADERS], latencies);
-  }
-
-  /** One request of `flow`; stream latencies (ms) go to `latencies`. */
-  async request(flow: Flow, body: Buffer, latencies?: number[]): Promise<void> {
-    if (flow === "upstream") {
-      const routing = this.template;
-      if (routing === undefined) throw new Error("upstream-only flow needs a routing template");
-      await this.upstreamPhase(upstreamHeaders(clientHeaders(body), routing), routing.token, body, latencies);
-      return;
-    }
-    const headers = clientHeaders(body);
-    const routing = await this.routerPhase(headers, body, latencies);
-    if (flow === "both") await this.upstreamPhase(upstreamHeaders(headers, routing), routing.token, body, latencies);
   }
 
   close(): void {
@@ -161,32 +247,31 @@ export class EnvoyLikeClient {
 export interface DriveResult {
   requests: number;
   wallMs: number;
-  /** Per-stream latencies, ms. */
-  latencies: number[];
+  timings: Timings;
 }
 
 /** `count` requests of `flow` with `concurrency` requests in flight. */
-export async function drive(client: EnvoyLikeClient, flow: Flow, body: Buffer, count: number, concurrency: number): Promise<DriveResult> {
-  const latencies: number[] = [];
+export async function drive(client: EnvoyLikeClient, flow: Flow, c: RequestCase, count: number, concurrency: number): Promise<DriveResult> {
+  const timings: Timings = { request: [], bodyReply: [] };
   let started = 0;
   const worker = async () => {
     while (started < count) {
       started++;
-      await client.request(flow, body, latencies);
+      await client.request(flow, c, timings);
     }
   };
   const t0 = performance.now();
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
-  return { requests: count, wallMs: performance.now() - t0, latencies };
+  return { requests: count, wallMs: performance.now() - t0, timings };
 }
 
 /** Keeps `concurrency` requests in flight for `ms`. */
-export async function driveFor(client: EnvoyLikeClient, flow: Flow, body: Buffer, ms: number, concurrency: number): Promise<number> {
+export async function driveFor(client: EnvoyLikeClient, flow: Flow, c: RequestCase, ms: number, concurrency: number): Promise<number> {
   const end = performance.now() + ms;
   let done = 0;
   const worker = async () => {
     while (performance.now() < end) {
-      await client.request(flow, body);
+      await client.request(flow, c);
       done++;
     }
   };

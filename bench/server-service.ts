@@ -1,7 +1,11 @@
 // Bench child: the real service (src/service.ts) on 127.0.0.1:0 with the example policy.
+// `--limits` adds a quota rule for the bench's consumer (so that every request is admitted against
+// the store, one call per request); `--redis-url URL --redis-prefix P` keeps quotas in Redis
+// instead of this process's memory.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import { parseArgs } from "node:util";
 import pino from "pino";
 import { startService } from "../src/service";
 import { MAX_BODY_BYTES, reportFailure, reportReady, serveIpc } from "./ipc";
@@ -16,9 +20,30 @@ export const BENCH_ENV: NodeJS.ProcessEnv = {
   AZURE_BENCH_KEY: "azure-bench",
 };
 
+/**
+ * One rule with three limits (token buckets for requests and tokens, a daily window for dollars),
+ * so one admission checks three counters; limits no bench run can reach, because the bench measures
+ * what admitting costs, never a refusal. failMode closed: were Redis to fail, requests would get 503
+ * and the bench would stop, instead of quietly measuring the in-memory fallback.
+ */
+const BENCH_LIMITS = {
+  rules: [
+    {
+      name: "bench-alice",
+      per: "consumer",
+      match: { consumers: ["alice"] },
+      requestsPerMinute: 1_000_000_000,
+      tokensPerMinute: 1_000_000_000_000,
+      usdPerDay: 1_000_000,
+      failMode: "closed",
+    },
+  ],
+};
+
 async function main(): Promise<void> {
+  const { values: args } = parseArgs({ options: { limits: { type: "boolean" }, "redis-url": { type: "string" }, "redis-prefix": { type: "string" } } });
   // The example reads Azure's key from a file; the bench copy reads it from the environment.
-  const policy = JSON.parse(readFileSync(EXAMPLE_POLICY, "utf8")) as { providers: Record<string, Record<string, unknown>>; targets: Record<string, Record<string, unknown>> };
+  const policy = JSON.parse(readFileSync(EXAMPLE_POLICY, "utf8")) as { providers: Record<string, Record<string, unknown>>; targets: Record<string, Record<string, unknown>>; limits?: unknown };
   const azure = policy.providers.azure;
   if (azure === undefined) throw new Error(`${EXAMPLE_POLICY} has no provider "azure"`);
   azure.credential = { env: "AZURE_BENCH_KEY" };
@@ -26,6 +51,7 @@ async function main(): Promise<void> {
   // window, which the router phase would rightly refuse. Large windows keep every body routable
   // and the decision on its common path (byte estimate, no tokenizer).
   for (const t of Object.values(policy.targets)) t.contextWindow = 2_000_000;
+  if (args.limits) policy.limits = BENCH_LIMITS;
   const dir = mkdtempSync(path.join(tmpdir(), "llm-router-bench-"));
   const policyFile = path.join(dir, "policy.json");
   writeFileSync(policyFile, JSON.stringify(policy));
@@ -40,6 +66,8 @@ async function main(): Promise<void> {
     log: pino({ level: "silent" }),
     watchPolicy: false,
     env: BENCH_ENV,
+    redisUrl: args["redis-url"],
+    redisKeyPrefix: args["redis-prefix"],
   });
   serveIpc(async () => {
     await svc.shutdown(1000);

@@ -204,7 +204,7 @@ describe("router phase settlement", () => {
       const routed = await s.send(bodyMessage(JSON.stringify({ model: "fast", stream: true, messages: [{ role: "user", content: "write a long poem" }] })));
       assert.equal(setHeaders(routed.request_body?.response)["x-llm-router-route"], "fast");
       const h = await s.send({ response_headers: { headers: { headers: [{ key: ":status", raw_value: Buffer.from("200") }, { key: "content-type", raw_value: Buffer.from("text/event-stream") }, { key: "x-llm-router-target", raw_value: Buffer.from("openai-gpt-4o-mini") }] }, end_of_stream: false } });
-      assert.equal((h as { mode_override?: { response_body_mode?: string } }).mode_override?.response_body_mode, "STREAMED");
+      assert.equal(h.mode_override?.response_body_mode, "STREAMED");
       const delta = (text: string) => `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content: text } }], usage: null })}\n\n`;
       for (const word of ["Roses", " are", " red,", " violets", " are blue and this goes on"]) {
         await s.send({ response_body: { body: Buffer.from(delta(word)), end_of_stream: false } });

@@ -226,7 +226,7 @@ export class RouterPhase implements StreamProcessor {
     }
     const streaming = (headers.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream");
     this.#reader = new UsageReader({ operation: routed.operation, streaming, stripUsageChunk: routed.stripUsageChunk, maxJsonBytes: this.deps.maxBodyBytes });
-    return { kind: "continue", headers: { set, remove }, streamResponseBody: process.env.NO_STREAM !== "1" };
+    return { kind: "continue", headers: { set, remove }, streamResponseBody: true };
   }
 
   #onResponseBody(chunk: Buffer, endOfStream: boolean): PhaseReply {

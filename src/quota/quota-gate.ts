@@ -58,6 +58,10 @@ export class QuotaGate {
     }
     const store = this.remote ?? this.local;
     if (checks.length === 0) return new QuotaTicket(this, store, checks, reservation, subject, requestId, [], now);
+    if (this.remote === undefined) {
+      // The memory store answers at once: no promise, the reply goes out in this turn.
+      return this.#answer(store, checks, this.local.admitNow(checks, requestId, now), reservation, subject, requestId, now);
+    }
     return this.#admitChecks(limits, rules, checks, subject, reservation, now, requestId);
   }
 
@@ -74,9 +78,14 @@ export class QuotaGate {
       applied = failed.checks;
       outcome = failed.outcome;
     }
-    const headers = rateLimitHeaders(applied, outcome.states, now);
-    if (outcome.refused !== undefined) throw refusal(applied, outcome, headers, now);
-    return new QuotaTicket(this, store, applied, reservation, subject, requestId, headers, now);
+    return this.#answer(store, applied, outcome, reservation, subject, requestId, now);
+  }
+
+  /** The ticket of an admitted request, or the refusal with its headers. */
+  #answer(store: QuotaStore, checks: readonly Check[], outcome: AdmitOutcome, reservation: Reservation, subject: QuotaSubject, requestId: string, now: number): QuotaTicket {
+    const headers = rateLimitHeaders(checks, outcome.states, now);
+    if (outcome.refused !== undefined) throw refusal(checks, outcome, headers, now);
+    return new QuotaTicket(this, store, checks, reservation, subject, requestId, headers, now);
   }
 
   #byFailMode(limits: CompiledLimits, rules: readonly CompiledLimitRule[], subject: QuotaSubject, reservation: Reservation, now: number, requestId: string): { checks: Check[]; outcome: AdmitOutcome } {

@@ -41,6 +41,7 @@ export interface EnvoyResponse {
   request_trailers?: object;
   immediate_response?: { status?: { code?: string | number }; headers?: EnvoyCommon["header_mutation"]; body?: Buffer; details?: string };
   dynamic_metadata?: { fields?: Record<string, { structValue?: { fields?: Record<string, { stringValue?: string }> } }> };
+  mode_override?: { response_body_mode?: string };
 }
 
 export class ExtProcTestClient {

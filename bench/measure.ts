@@ -1,0 +1,67 @@
+// What the driver measures of a server child over a batch of requests: requests, wall time, the
+// child's CPU (process.cpuUsage over IPC), client-side latencies, and the CPU of the store behind
+// it when there is one (redis-server). Totals add up over rounds.
+import { drive, type EnvoyLikeClient, type Flow, type RequestCase } from "./envoy-client";
+import type { ServerChild } from "./child";
+
+export interface Server {
+  name: string;
+  child: ServerChild;
+  client: EnvoyLikeClient;
+  /** CPU time so far of a process the server depends on (µs), counted apart from the server's. */
+  storeCpuUs?: () => Promise<number>;
+}
+
+export interface Measured {
+  requests: number;
+  wallMs: number;
+  cpuUs: number;
+  storeCpuUs: number;
+  /** Per request, ms. */
+  latencies: number[];
+  /** The router phase's reply to request_body, ms (none for upstream-only requests). */
+  bodyReplies: number[];
+}
+
+export const emptyMeasured = (): Measured => ({ requests: 0, wallMs: 0, cpuUs: 0, storeCpuUs: 0, latencies: [], bodyReplies: [] });
+
+export async function measure(server: Server, flow: Flow, c: RequestCase, count: number, concurrency: number, into: Measured): Promise<void> {
+  const store0 = await server.storeCpuUs?.();
+  const cpu0 = await server.child.cpu();
+  const r = await drive(server.client, flow, c, count, concurrency);
+  const cpu1 = await server.child.cpu();
+  const store1 = await server.storeCpuUs?.();
+  into.requests += r.requests;
+  into.wallMs += r.wallMs;
+  into.cpuUs += cpu1 - cpu0;
+  if (store0 !== undefined && store1 !== undefined) into.storeCpuUs += store1 - store0;
+  // Loops, not push(...spread): a spread of 10^4+ arguments can overflow the stack.
+  for (const l of r.timings.request) into.latencies.push(l);
+  for (const l of r.timings.bodyReply ?? []) into.bodyReplies.push(l);
+}
+
+/** The totals of several batches. */
+export function mergeMeasured(batches: readonly Measured[]): Measured {
+  const out = emptyMeasured();
+  for (const b of batches) {
+    out.requests += b.requests;
+    out.wallMs += b.wallMs;
+    out.cpuUs += b.cpuUs;
+    out.storeCpuUs += b.storeCpuUs;
+    for (const l of b.latencies) out.latencies.push(l);
+    for (const l of b.bodyReplies) out.bodyReplies.push(l);
+  }
+  return out;
+}
+
+export const cpuPerRequest = (m: Measured): number => m.cpuUs / m.requests;
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = Float64Array.from(values).sort();
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? NaN;
+}
+
+export const fmt = (n: number, digits: number): string =>
+  Number.isFinite(n) ? n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }) : "n/a";
