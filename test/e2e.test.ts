@@ -149,6 +149,7 @@ describe("end to end through envoy.yaml", () => {
     assert.ok(sent, `no upstream request (status ${res.status})`);
     assert.equal(sent.path, "/v1/models");
     assert.equal(header(sent, "authorization"), "Bearer sk-provider-openai-SECRET");
+    assert.equal(res.headers["x-llm-router-target"], undefined, "the target stays internal on passthrough");
   });
 
   const errors: Array<{ name: string; path?: string; headers: Record<string, string>; body?: string; status: number; code: string; anthropic?: boolean }> = [

@@ -182,3 +182,29 @@ describe("the plan keeps retries away from targets that cannot take the request"
     }
   });
 });
+
+describe("responseHeaders: false", () => {
+  it("hides which target answered from the client, while cost still follows the answering target", async () => {
+    const doc = examplePolicy() as Doc;
+    for (const r of doc.routes) if (r.name === "smart") r.responseHeaders = false;
+    const s = await startStack(doc);
+    try {
+      s.openai.failNext(1, 503);
+      s.azure.failNext(1, 503);
+      const res = await s.envoy.request({ method: "POST", path: "/v1/chat/completions", headers: ALICE, body: chat("smart") });
+      assert.equal(res.status, 200);
+      assert.equal(s.vllm.requests.length, 1);
+      assert.equal(res.headers["x-llm-router-target"], undefined);
+      assert.equal(res.headers["x-llm-router-attempt"], undefined);
+      await s.svc.quota.idle();
+      const { ledgerKey } = await import("../src/quota/quota-gate.js");
+      const ledger = await s.svc.quota.local.ledger(ledgerKey("alice", Date.now()));
+      const usage = (res.json() as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
+      assert.equal(ledger.input_tokens, usage.prompt_tokens);
+      // The local model's price ($0), not the first target's (GPT-4o, $2.5 / $10 per MTok).
+      assert.equal(ledger.nano_usd, 0);
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -209,7 +209,10 @@ export class RouterPhase implements StreamProcessor {
 
   #onResponseHeaders(headers: RequestHeaders, endOfStream: boolean): PhaseReply {
     const routed = this.#routed;
-    if (routed === undefined) return CONTINUE;
+    if (routed === undefined) {
+      // Passthrough: nothing to account, and the target stays internal.
+      return headers.get(TARGET_RESPONSE_HEADER) === undefined ? CONTINUE : { kind: "continue", headers: { set: [], remove: [TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER] } };
+    }
     const set: Array<[string, string]> = [...routed.ticket.headers];
     const remove: string[] = [];
     const named = headers.get(TARGET_RESPONSE_HEADER);
