@@ -149,10 +149,10 @@ describe("quota gate (memory store)", () => {
   it("refuses with the rule, the limit and when to retry; settles unused tokens back; keeps the ledger", async () => {
     const limits = compiled({ rules: [{ name: "tpm", tokensPerMinute: 10_000 }] }).limits;
     const gate = new QuotaGate(undefined, log);
-    const first = await gate.admit(limits, subject(), { ...reservation, tokens: 6000 }, T0, "r1");
+    const first = await gate.admit(limits, subject(), { ...reservation, tokens: 6000 }, T0);
     assert.deepEqual(first.headers, [["x-ratelimit-limit-tokens", "10000"], ["x-ratelimit-remaining-tokens", "4000"], ["x-ratelimit-reset-tokens", "36s"]]);
     await assert.rejects(
-      async () => gate.admit(limits, subject(), { ...reservation, tokens: 6000 }, T0, "r2"),
+      async () => gate.admit(limits, subject(), { ...reservation, tokens: 6000 }, T0),
       (err: unknown) => {
         assert.ok(err instanceof GatewayError);
         assert.equal(err.code, "rate_limit_exceeded");
@@ -170,7 +170,7 @@ describe("quota gate (memory store)", () => {
     const usage = { inputTokens: 800, outputTokens: 200, cachedInputTokens: 100, cacheWriteInputTokens: 0, reasoningTokens: 50 };
     await first.settle({ usage, nanoUsd: 3_000_000, target: "openai-gpt-4o" }, T0);
     await first.settle(undefined, T0); // a second settlement is ignored
-    const again = await gate.admit(limits, subject(), { ...reservation, tokens: 6000 }, T0, "r3");
+    const again = await gate.admit(limits, subject(), { ...reservation, tokens: 6000 }, T0);
     assert.deepEqual(again.headers[1], ["x-ratelimit-remaining-tokens", "3000"], "10,000 - 1,000 used - 6,000 reserved");
     await gate.idle();
     assert.deepEqual(await gate.local.ledger(ledgerKey("alice", T0)), { requests: 1, input_tokens: 800, output_tokens: 200, cached_input_tokens: 100, reasoning_tokens: 50, nano_usd: 3_000_000 });
@@ -178,7 +178,7 @@ describe("quota gate (memory store)", () => {
 
   it("admits synchronously when no rule applies", () => {
     const limits = compiled({ rules: [{ name: "bob-only", match: { consumers: ["bob"] }, requestsPerMinute: 1 }] }).limits;
-    const ticket = new QuotaGate(undefined, log).admit(limits, subject(), reservation, T0, "r1");
+    const ticket = new QuotaGate(undefined, log).admit(limits, subject(), reservation, T0);
     assert.ok(!(ticket instanceof Promise));
     assert.deepEqual(ticket.headers, []);
   });
@@ -186,7 +186,7 @@ describe("quota gate (memory store)", () => {
   it("a request bigger than a whole budget is a 400 that says retrying will not help", () => {
     const limits = compiled({ rules: [{ name: "tiny", usdPerDay: 0.001 }] }).limits;
     assert.throws(
-      () => new QuotaGate(undefined, log).admit(limits, subject(), reservation, T0, "r1"),
+      () => new QuotaGate(undefined, log).admit(limits, subject(), reservation, T0),
       (err: unknown) => err instanceof GatewayError && err.code === "request_over_limit" && err.status === 400 && /tiny/.test(err.detail ?? ""),
     );
   });

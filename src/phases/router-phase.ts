@@ -199,7 +199,7 @@ export class RouterPhase implements StreamProcessor {
     if (forward !== undefined) reply.body = forward;
 
     const subject = { consumer: p.consumer, route: route.name, target: target.id };
-    const admitted = this.deps.quota.admit(this.#policy.limits, subject, reservationFor(p.operation, route, target, features), now, p.requestId);
+    const admitted = this.deps.quota.admit(this.#policy.limits, subject, reservationFor(p.operation, route, target, features), now);
     const routed = (ticket: QuotaTicket): PhaseReply => {
       this.#routed = { operation: p.operation, route, first: target, ticket, stripUsageChunk };
       return reply;

@@ -5,6 +5,7 @@
 // When the store fails, each applicable rule follows its failMode: `closed` answers 503, `local`
 // enforces limit / replicas in this replica's memory, `open` admits and counts in memory. The
 // failure is logged once per interval, not per request, and counted (stats; metrics in issue 5).
+import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { GatewayError } from "../api/errors";
 import type { Usage } from "../usage/usage";
@@ -49,7 +50,9 @@ export class QuotaGate {
    * Admits the request or throws a GatewayError (429, 400 or 503) carrying the answer's headers.
    * Synchronous when no rule applies (the common case costs no promise and no store call).
    */
-  admit(limits: CompiledLimits, subject: QuotaSubject, reservation: Reservation, now: number, requestId: string): QuotaTicket | Promise<QuotaTicket> {
+  admit(limits: CompiledLimits, subject: QuotaSubject, reservation: Reservation, now: number): QuotaTicket | Promise<QuotaTicket> {
+    // The lease id is ours, never the client's x-request-id: reusing one must not share a slot.
+    const requestId = randomUUID();
     const rules = applicableRules(limits, subject);
     const { checks, impossible } = checksFor(rules, subject, reservation, now, limits.leaseTtlMs);
     if (impossible !== undefined) {
