@@ -7,30 +7,41 @@
 // and periodMs (b) | window end unix ms (w) | lease ttl ms (l).
 // Lua numbers are doubles: integers are exact to 2^53 (9e15 nano-dollars = $9M per counter).
 
-export const ADMIT_SCRIPT = `
+/** Shared by both scripts: reading a key's four values, and a bucket's level and write-back. */
+const PRELUDE = `
+local function spec(base, i)
+  local b = base + (i - 1) * 4
+  return ARGV[b + 1], tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+end
+local function bucket_level(key, limit, period, now)
+  local st = redis.call('HMGET', key, 'l', 't')
+  if not st[1] then return limit end
+  local elapsed = now - tonumber(st[2])
+  if elapsed < 0 then elapsed = 0 end
+  return math.min(limit, tonumber(st[1]) + elapsed * limit / period)
+end
+-- The key lives until the bucket would be full again: a missing key reads as full.
+local function store_bucket(key, level, limit, period, now)
+  redis.call('HSET', key, 'l', tostring(level), 't', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil((limit - level) * period / limit) + 1000)
+end
+`;
+
+export const ADMIT_SCRIPT = `${PRELUDE}
 local now = tonumber(ARGV[1])
 local lease = ARGV[2]
 local n = #KEYS
+local specs = {}
 local before = {}
 local refused = 0
 local retry_at = -1
 for i = 1, n do
-  local b = 2 + (i - 1) * 4
-  local algo = ARGV[b + 1]
-  local limit = tonumber(ARGV[b + 2])
-  local cost = tonumber(ARGV[b + 3])
-  local param = tonumber(ARGV[b + 4])
+  local algo, limit, cost, param = spec(2, i)
+  specs[i] = { algo, limit, cost, param }
   local key = KEYS[i]
   local v
   if algo == 'b' then
-    local st = redis.call('HMGET', key, 'l', 't')
-    if st[1] then
-      local elapsed = now - tonumber(st[2])
-      if elapsed < 0 then elapsed = 0 end
-      v = math.min(limit, tonumber(st[1]) + elapsed * limit / param)
-    else
-      v = limit
-    end
+    v = bucket_level(key, limit, param, now)
     if refused == 0 and v < cost then
       refused = i
       if cost <= limit then retry_at = now + math.ceil((cost - v) * param / limit) end
@@ -53,11 +64,7 @@ for i = 1, n do
 end
 local out = { refused, retry_at }
 for i = 1, n do
-  local b = 2 + (i - 1) * 4
-  local algo = ARGV[b + 1]
-  local limit = tonumber(ARGV[b + 2])
-  local cost = tonumber(ARGV[b + 3])
-  local param = tonumber(ARGV[b + 4])
+  local algo, limit, cost, param = specs[i][1], specs[i][2], specs[i][3], specs[i][4]
   local key = KEYS[i]
   local v = before[i]
   local remaining, reset_at
@@ -65,8 +72,7 @@ for i = 1, n do
     local level = v
     if refused == 0 then
       level = v - cost
-      redis.call('HSET', key, 'l', tostring(level), 't', tostring(now))
-      redis.call('PEXPIRE', key, math.ceil((limit - level) * param / limit) + 1000)
+      store_bucket(key, level, limit, param, now)
     end
     remaining = math.floor(level)
     reset_at = now + math.ceil((limit - level) * param / limit)
@@ -97,29 +103,16 @@ return out
 
 // Settle: ARGV now, lease id, number of adjusted keys, their four values each; then, when KEYS has
 // one more key (the ledger hash), its expiry (unix ms) and field/amount pairs.
-export const SETTLE_SCRIPT = `
+export const SETTLE_SCRIPT = `${PRELUDE}
 local now = tonumber(ARGV[1])
 local lease = ARGV[2]
 local n = tonumber(ARGV[3])
 for i = 1, n do
-  local b = 3 + (i - 1) * 4
-  local algo = ARGV[b + 1]
-  local limit = tonumber(ARGV[b + 2])
-  local delta = tonumber(ARGV[b + 3])
-  local param = tonumber(ARGV[b + 4])
+  local algo, limit, delta, param = spec(3, i)
   local key = KEYS[i]
   if algo == 'b' then
     if delta ~= 0 then
-      local st = redis.call('HMGET', key, 'l', 't')
-      local v = limit
-      if st[1] then
-        local elapsed = now - tonumber(st[2])
-        if elapsed < 0 then elapsed = 0 end
-        v = math.min(limit, tonumber(st[1]) + elapsed * limit / param)
-      end
-      local level = math.min(limit, v - delta)
-      redis.call('HSET', key, 'l', tostring(level), 't', tostring(now))
-      redis.call('PEXPIRE', key, math.ceil((limit - level) * param / limit) + 1000)
+      store_bucket(key, math.min(limit, bucket_level(key, limit, param, now) - delta), limit, param, now)
     end
   elseif algo == 'w' then
     if delta ~= 0 and redis.call('EXISTS', key) == 1 then
