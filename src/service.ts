@@ -4,6 +4,9 @@ import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
 import type { Logger } from "pino";
 import { boundPort, startAdminServer } from "./admin/admin-server";
+import { MemoryCacheStore, type CacheStore } from "./cache/cache-store";
+import { RedisCacheStore } from "./cache/redis-cache-store";
+import { ResponseCache } from "./cache/response-cache";
 import { ContextSigner } from "./context/routing-context";
 import { loadExtProcService } from "./extproc/proto";
 import { serveStream, type ProcessCall } from "./extproc/stream";
@@ -16,6 +19,7 @@ import { UpstreamPhase } from "./phases/upstream-phase";
 import { PolicyStore } from "./policy/policy-store";
 import { QuotaGate } from "./quota/quota-gate";
 import { RedisQuotaStore } from "./quota/redis-store";
+import { createRedisClient, redisReady } from "./redis/client";
 
 export const EXT_PROC_SERVICE_NAME = "envoy.service.ext_proc.v3.ExternalProcessor";
 
@@ -35,6 +39,10 @@ export interface ServiceOptions {
   redisUrl?: string | undefined;
   /** Prefix of every Redis key (default "llmr:"). */
   redisKeyPrefix?: string | undefined;
+  /** Longest wait for one Redis command before quotas follow their failMode and the cache misses (default 200 ms). */
+  redisTimeoutMs?: number | undefined;
+  /** Bytes of answers the response cache keeps in memory when there is no Redis (default 64 MiB). */
+  cacheMemoryBytes?: number | undefined;
 }
 
 export interface RunningService {
@@ -42,12 +50,14 @@ export interface RunningService {
   adminPort: number | undefined;
   policy: PolicyStore;
   quota: QuotaGate;
+  cache: ResponseCache;
   /** Stops accepting, lets open streams finish within graceMs, then cancels the rest. */
   shutdown(graceMs: number): Promise<void>;
 }
 
 /** gRPC framing and the proto envelope around the largest body; headers ride in the same message. */
 const MESSAGE_OVERHEAD_BYTES = 1024 * 1024;
+export const DEFAULT_CACHE_MEMORY_BYTES = 64 * 1024 * 1024;
 
 export async function startService(opts: ServiceOptions): Promise<RunningService> {
   const { log } = opts;
@@ -55,14 +65,20 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   if (opts.watchPolicy) policy.watch();
   const signer = new ContextSigner(opts.hmacKeys, opts.contextMaxAgeMs);
   const observations = new TargetObservations(() => policy.current.cooldown);
-  let redis: RedisQuotaStore | undefined;
+  let redis: ReturnType<typeof createRedisClient> | undefined;
+  let quotaStore: RedisQuotaStore | undefined;
+  let cacheStore: CacheStore = new MemoryCacheStore(opts.cacheMemoryBytes ?? DEFAULT_CACHE_MEMORY_BYTES);
   if (opts.redisUrl !== undefined) {
-    redis = new RedisQuotaStore({ url: opts.redisUrl, keyPrefix: opts.redisKeyPrefix });
-    // Serving starts either way: until Redis answers, each rule follows its failMode.
-    await redis.ready(5000).catch((err: Error) => log.error({ err: err.message }, "quota store (Redis) not reachable at start"));
+    const keyPrefix = opts.redisKeyPrefix ?? "llmr:";
+    redis = createRedisClient({ url: opts.redisUrl, commandTimeoutMs: opts.redisTimeoutMs ?? 200 });
+    quotaStore = new RedisQuotaStore({ url: opts.redisUrl, keyPrefix, client: redis });
+    cacheStore = new RedisCacheStore(redis, keyPrefix);
+    // Serving starts either way: until Redis answers, each rule follows its failMode and the cache misses.
+    await redisReady(redis, 5000).catch((err: Error) => log.error({ err: err.message }, "Redis (quotas, cache) not reachable at start"));
   }
-  const quota = new QuotaGate(redis, log);
-  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random, quota };
+  const quota = new QuotaGate(quotaStore, log);
+  const cache = new ResponseCache(cacheStore, log);
+  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random, quota, cache };
 
   // Raise grpc-js's 4 MiB default: BUFFERED bodies up to Envoy's buffer limit arrive in one message.
   const maxMessage = opts.maxBodyBytes + MESSAGE_OVERHEAD_BYTES;
@@ -102,6 +118,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     adminPort: admin ? boundPort(admin) : undefined,
     policy,
     quota,
+    cache,
     async shutdown(graceMs: number) {
       draining = true;
       health.setStatus("", "NOT_SERVING");
@@ -121,7 +138,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
       // Settlements of the last responses are written before the store goes.
       await quota.idle();
-      await redis?.close();
+      await cacheStore.close();
+      redis?.disconnect();
     },
   };
 }

@@ -59,8 +59,10 @@ describeWithRedis("quotas on Redis, end to end", (redis) => {
     let stack: Stack;
     before(async () => {
       // One stack (mocks + replica 1) and a second replica with its own "Envoy", same Redis.
-      stack = await startStack(rpm, { redisUrl: redis.url, redisKeyPrefix: prefix });
-      const second = await startTestService(rpm, undefined, { redisUrl: redis.url, redisKeyPrefix: prefix });
+      // Exactness is the point here, not timeouts: a busy CI machine must not push admissions into
+      // their failMode (the Redis-down cases below keep the 200 ms default).
+      stack = await startStack(rpm, { redisUrl: redis.url, redisKeyPrefix: prefix, redisTimeoutMs: 5000 });
+      const second = await startTestService(rpm, undefined, { redisUrl: redis.url, redisKeyPrefix: prefix, redisTimeoutMs: 5000 });
       const envoy2 = await EnvoyHarness.start({ envoyYaml: renderedEnvoyYaml(rpm), extProcAddress: second.address, hostEndpoints: { "api.openai.com": stack.openai.url } });
       services = [stack.svc, second];
       envoys = [stack.envoy, envoy2];
@@ -104,7 +106,7 @@ describeWithRedis("quotas on Redis, end to end", (redis) => {
     let s: Stack;
     let client: Redis;
     before(async () => {
-      s = await startStack(doc, { redisUrl: redis.url, redisKeyPrefix: prefix, latencyMs: 300, streamChunks: 20 });
+      s = await startStack(doc, { redisUrl: redis.url, redisKeyPrefix: prefix, latencyMs: 300, streamChunks: 20, redisTimeoutMs: 5000 });
       client = new Redis(redis.url);
     });
     after(async () => {
@@ -141,7 +143,7 @@ describeWithRedis("quotas on Redis, end to end", (redis) => {
     let s: Stack;
     let client: Redis;
     before(async () => {
-      s = await startStack(doc, { redisUrl: redis.url, redisKeyPrefix: prefix, streamChunks: 7 });
+      s = await startStack(doc, { redisUrl: redis.url, redisKeyPrefix: prefix, streamChunks: 7, redisTimeoutMs: 5000 });
       client = new Redis(redis.url);
     });
     after(async () => {

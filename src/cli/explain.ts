@@ -5,6 +5,8 @@
 import { readFileSync } from "node:fs";
 import pino from "pino";
 import { RequestHeaders } from "../api/request-headers";
+import { MemoryCacheStore } from "../cache/cache-store";
+import { ResponseCache } from "../cache/response-cache";
 import { ContextSigner } from "../context/routing-context";
 import type { ExtProcMessage, PhaseReply } from "../extproc/messages";
 import { ATTEMPT_COUNT_HEADER, METADATA_NAMESPACE, TARGET_ATTRIBUTE } from "../phases/gateway-headers";
@@ -65,6 +67,8 @@ export async function explain(policy: CompiledPolicy, method: string, path: stri
     random: () => 0.5,
     // A fresh in-memory store: explain shows the rules a request meets, never a live counter.
     quota: new QuotaGate(undefined, pino({ level: "silent" })),
+    // Likewise an empty cache: explain shows the request going upstream.
+    cache: new ResponseCache(new MemoryCacheStore(1024 * 1024), pino({ level: "silent" })),
   };
   const headers = new Map<string, string>([[":method", method], [":path", path], [":authority", "gateway"], [":scheme", "https"]]);
   for (const [k, v] of headerList) headers.set(k.toLowerCase(), v);

@@ -18,6 +18,8 @@ export const SERVE_OPTIONS: OptionSpec = {
   "no-watch": { type: "boolean", env: "LLM_ROUTER_NO_WATCH" },
   "redis-url": { type: "string", env: "LLM_ROUTER_REDIS_URL" },
   "redis-key-prefix": { type: "string", env: "LLM_ROUTER_REDIS_KEY_PREFIX", default: "llmr:" },
+  "redis-timeout-ms": { type: "string", env: "LLM_ROUTER_REDIS_TIMEOUT_MS", default: "200" },
+  "cache-memory-mb": { type: "string", env: "LLM_ROUTER_CACHE_MEMORY_MB", default: "64" },
 };
 
 export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -45,6 +47,8 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     env,
     redisUrl: typeof o["redis-url"] === "string" ? o["redis-url"] : undefined,
     redisKeyPrefix: String(o["redis-key-prefix"]),
+    redisTimeoutMs: positiveInt(o, "redis-timeout-ms"),
+    cacheMemoryBytes: positiveInt(o, "cache-memory-mb") * 1024 * 1024,
   });
   const graceMs = positiveInt(o, "shutdown-grace-seconds") * 1000;
 

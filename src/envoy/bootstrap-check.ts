@@ -5,8 +5,10 @@
 // `render-envoy` passes by construction. (Strict schema validation of envoy.yaml against Envoy's
 // protos lives in the test suite.)
 import { parse } from "yaml";
+import { CACHE_WAIT_MARGIN_MS } from "../cache/response-cache";
 import { METADATA_NAMESPACE, PASSTHROUGH_ROUTE, PHASE_METADATA_KEY, TARGET_ATTRIBUTE } from "../phases/gateway-headers";
 import type { CompiledPolicy } from "../policy/compile";
+import { envoyDuration, parseDuration } from "../policy/duration";
 import { arr, CODEC_TYPE, extProcConfigs, HCM_NAME as HCM, obj, phaseOf, UPSTREAM_OPTIONS, type Obj } from "./bootstrap-shape";
 
 /** Streams per gRPC connection below the reset burst (1000) Node's HTTP/2 server tolerates. */
@@ -53,6 +55,14 @@ export function checkPolicyAgainstEnvoy(policy: CompiledPolicy, bootstrap: Obj, 
     if (mode.request_header_mode === "SKIP") errors.push(`listener ${name}: router phase needs request headers (request_header_mode SEND)`);
     if (mode.response_header_mode !== "SEND" || router.allow_mode_override !== true) {
       errors.push(`listener ${name}: router phase needs processing_mode.response_header_mode: SEND and allow_mode_override: true (it reads usage to settle quotas and cost, and hides x-llm-router-target where a route says so)`);
+    }
+    const longestWait = Math.max(0, ...policy.routes.map((r) => r.cache?.coalesceWaitMs ?? 0));
+    if (longestWait > 0) {
+      const max = typeof router.max_message_timeout === "string" ? (parseDuration(router.max_message_timeout) ?? 0) : 0;
+      const needed = longestWait + CACHE_WAIT_MARGIN_MS;
+      if (max < needed) {
+        errors.push(`listener ${name}: a route's cache waits up to ${longestWait / 1000}s for identical requests (cache.coalesceWait); set the router phase's max_message_timeout to at least ${envoyDuration(needed)} so that Envoy grants the wait instead of answering 504`);
+      }
     }
     if (router.failure_mode_allow === true) errors.push(`listener ${name}: failure_mode_allow: true lets unprocessed requests (and client routing headers) through; set it false`);
     if (obj(router.mutation_rules).allow_envoy !== true) {

@@ -131,6 +131,12 @@ function stringStruct(ns: Record<string, Record<string, string>>): ProtoStruct {
   return { fields };
 }
 
+/** A ProcessingResponse that only asks for more time (google.protobuf.Duration). */
+export function encodeTimeoutOverride(ms: number): object {
+  const whole = Math.max(1, Math.round(ms));
+  return { override_message_timeout: { seconds: String(Math.floor(whole / 1000)), nanos: (whole % 1000) * 1_000_000 } };
+}
+
 /** Encodes the reply to `kind` as a ProcessingResponse. */
 export function encodeReply(kind: MessageKind, reply: PhaseReply): object {
   if (reply.kind === "immediate") {

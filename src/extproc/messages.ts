@@ -48,9 +48,19 @@ export class ProtocolError extends Error {
   override name = "ProtocolError";
 }
 
+/** What a processor may do on its stream besides answering. */
+export interface StreamControl {
+  /**
+   * Asks Envoy to wait up to `ms` for the reply to the current message instead of message_timeout
+   * (ProcessingResponse.override_message_timeout: at most once per message, and only within the
+   * filter's max_message_timeout).
+   */
+  extendTimeout(ms: number): void;
+}
+
 /** One ext_proc stream's logic: answers each message exactly once. */
 export interface StreamProcessor {
-  handle(message: ExtProcMessage): PhaseReply | Promise<PhaseReply>;
+  handle(message: ExtProcMessage, control: StreamControl): PhaseReply | Promise<PhaseReply>;
   /** The stream ended (Envoy closed it, cancelled it, or it failed); called once. */
   close?(outcome: StreamOutcome): void;
 }

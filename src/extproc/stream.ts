@@ -4,8 +4,8 @@
 // answers that one client (500, since failure_mode_allow is false) and other streams are untouched.
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
-import { decodeRequest, encodeReply, MalformedMessage, type ProtoProcessingRequest } from "./codec";
-import { ProtocolError, type ExtProcMessage, type PhaseReply, type StreamOutcome, type StreamProcessor } from "./messages";
+import { decodeRequest, encodeReply, encodeTimeoutOverride, MalformedMessage, type ProtoProcessingRequest } from "./codec";
+import { ProtocolError, type ExtProcMessage, type PhaseReply, type StreamControl, type StreamOutcome, type StreamProcessor } from "./messages";
 
 export type ProcessCall = grpc.ServerDuplexStream<ProtoProcessingRequest, object>;
 
@@ -44,13 +44,19 @@ export function serveStream(call: ProcessCall, phase: string, processor: StreamP
     call.write(encodeReply(message.kind, reply));
   };
 
+  const control: StreamControl = {
+    extendTimeout: (ms) => {
+      if (!finished) call.write(encodeTimeoutOverride(ms));
+    },
+  };
+
   const process = (raw: ProtoProcessingRequest): void | Promise<void> => {
     if (finished) return;
     let message: ExtProcMessage;
     let reply: PhaseReply | Promise<PhaseReply>;
     try {
       message = decodeRequest(raw);
-      reply = processor.handle(message);
+      reply = processor.handle(message, control);
     } catch (err) {
       fail(err);
       return;

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { ResponseCache } from "../cache/response-cache";
 import type { ContextSigner } from "../context/routing-context";
 import type { CompiledPolicy } from "../policy/compile";
 import type { QuotaGate } from "../quota/quota-gate";
@@ -19,4 +20,6 @@ export interface PhaseDeps {
   random(): number;
   /** Quotas, budgets and the usage ledger. */
   quota: QuotaGate;
+  /** Answers of routes with a cache. */
+  cache: ResponseCache;
 }

@@ -5,14 +5,19 @@
 // so that Envoy re-matches the route on them. On the response it adds the x-ratelimit-* headers,
 // reads the usage from the body the client receives (STREAMED by mode_override, LLM answers only)
 // and settles the quota reservation; a client that goes away is settled from what was relayed.
+// Routes with a cache answer hits from it (an ImmediateResponse, no upstream call) and store the
+// complete 200 answers of their misses.
 import { randomUUID } from "node:crypto";
 import { GatewayError } from "../api/errors";
+import { cacheKey, cacheMode } from "../cache/cache-key";
+import type { CachedAnswer } from "../cache/cache-store";
+import { CACHE_WAIT_MARGIN_MS, type CacheFill } from "../cache/response-cache";
 import { formatForPath, parsePath, type ApiFormat, type Operation } from "../api/operations";
 import type { RequestHeaders } from "../api/request-headers";
 import { checkContentEncoding, checkContentType, decodeBody, parseJsonObject, requestedModel, type JsonObject } from "../api/request-body";
 import { authenticate } from "../auth/authenticate";
 import type { RoutingContext } from "../context/routing-context";
-import { CONTINUE, ProtocolError, type ExtProcMessage, type HeaderEdits, type PhaseReply, type StreamOutcome, type StreamProcessor } from "../extproc/messages";
+import { CONTINUE, ProtocolError, type ExtProcMessage, type HeaderEdits, type PhaseReply, type StreamControl, type StreamOutcome, type StreamProcessor } from "../extproc/messages";
 import type { CompiledCluster, CompiledConsumer, CompiledPolicy, CompiledRoute, CompiledTarget } from "../policy/compile";
 import type { QuotaTicket } from "../quota/quota-gate";
 import type { Reservation } from "../quota/limit-rules";
@@ -49,6 +54,23 @@ interface Routed {
 
 const STREAM_USAGE_OPERATIONS: ReadonlySet<Operation> = new Set(["chat.completions", "completions"]);
 
+export const CACHE_HEADER = "x-llm-cache";
+const NO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0 };
+const NOTHING: Reservation = { tokens: 0, minTokens: 0, nanoUsd: 0, minNanoUsd: 0 };
+
+/** The cache's part in a request that went upstream. */
+interface CacheTrack {
+  /** x-llm-cache on the answer. */
+  header: "miss" | "bypass";
+  /** Present while the answer may still be stored. */
+  fill: CacheFill | undefined;
+  ttlMs: number;
+  maxBytes: number;
+  chunks: Buffer[];
+  bytes: number;
+  contentType: string;
+}
+
 export class RouterPhase implements StreamProcessor {
   readonly #policy: CompiledPolicy;
   #state: "headers" | "body" | "forwarding" | "done" = "headers";
@@ -60,6 +82,8 @@ export class RouterPhase implements StreamProcessor {
   #reader: UsageReader | undefined;
   /** The target that answered (x-llm-router-target from the upstream phase). */
   #answeredBy: CompiledTarget | undefined;
+  #cache: CacheTrack | undefined;
+  #control: StreamControl | undefined;
 
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
@@ -70,7 +94,8 @@ export class RouterPhase implements StreamProcessor {
     return this.#plan;
   }
 
-  handle(message: ExtProcMessage): PhaseReply | Promise<PhaseReply> {
+  handle(message: ExtProcMessage, control?: StreamControl): PhaseReply | Promise<PhaseReply> {
+    this.#control = control;
     switch (message.kind) {
       case "request_headers":
         if (this.#state !== "headers") throw new ProtocolError(`request_headers received in state ${this.#state}`);
@@ -93,6 +118,7 @@ export class RouterPhase implements StreamProcessor {
 
   close(_outcome: StreamOutcome): void {
     // The stream ended before the response did (client gone, upstream reset, Envoy timeout).
+    void this.#cache?.fill?.abandon();
     const routed = this.#routed;
     if (routed === undefined || routed.ticket.settled) return;
     this.#settle(routed);
@@ -199,12 +225,64 @@ export class RouterPhase implements StreamProcessor {
     if (forward !== undefined) reply.body = forward;
 
     const subject = { consumer: p.consumer, route: route.name, target: target.id };
-    const admitted = this.deps.quota.admit(this.#policy.limits, subject, reservationFor(p.operation, route, target, features), now);
-    const routed = (ticket: QuotaTicket): PhaseReply => {
-      this.#routed = { operation: p.operation, route, first: target, ticket, stripUsageChunk };
-      return reply;
+    const upstream = (): PhaseReply | Promise<PhaseReply> => {
+      const admitted = this.deps.quota.admit(this.#policy.limits, subject, reservationFor(p.operation, route, target, features), now);
+      const routed = (ticket: QuotaTicket): PhaseReply => {
+        this.#routed = { operation: p.operation, route, first: target, ticket, stripUsageChunk };
+        return reply;
+      };
+      return admitted instanceof Promise ? admitted.then(routed) : routed(admitted);
     };
-    return admitted instanceof Promise ? admitted.then(routed) : routed(admitted);
+
+    const cache = route.cache;
+    if (cache === undefined) return upstream();
+    const mode = cacheMode(p.operation, json, header("cache-control"));
+    const track = (header: CacheTrack["header"], fill: CacheFill | undefined) => {
+      this.#cache = { header, fill, ttlMs: cache.ttlMs, maxBytes: cache.maxEntryBytes, chunks: [], bytes: 0, contentType: "" };
+    };
+    if (mode === "bypass") {
+      track("bypass", undefined);
+      return upstream();
+    }
+    const key = cacheKey(cache, route.name, p.consumer, p.operation, json, av);
+    const lookup = this.deps.cache.lookup(key, {
+      read: mode === "lookup",
+      waitMs: cache.coalesceWaitMs,
+      onWait: () => this.#control?.extendTimeout(cache.coalesceWaitMs + CACHE_WAIT_MARGIN_MS),
+    });
+    return lookup.then((found) => {
+      if (found.kind === "hit") return this.#answerFromCache(found.answer, route, subject);
+      track("miss", found.fill);
+      // A refusal by the quotas must not keep identical requests waiting for this one.
+      const released = (err: unknown) => {
+        void found.fill.abandon();
+        throw err;
+      };
+      try {
+        const r = upstream();
+        return r instanceof Promise ? r.catch(released) : r;
+      } catch (err) {
+        return released(err);
+      }
+    });
+  }
+
+  /**
+   * A cache hit: no upstream call. It still counts against request limits (and concurrency, for
+   * the moment it is answered) but uses no tokens and costs nothing.
+   */
+  async #answerFromCache(answer: CachedAnswer, route: CompiledRoute, subject: { consumer: CompiledConsumer; route: string; target: string }): Promise<PhaseReply> {
+    const now = this.deps.now();
+    const ticket = await this.deps.quota.admit(this.#policy.limits, subject, NOTHING, now);
+    void ticket.settle({ usage: NO_USAGE, nanoUsd: 0, target: answer.target }, now);
+    const headers: Array<[string, string]> = [
+      ["content-type", answer.contentType],
+      [CACHE_HEADER, "hit"],
+      ["age", String(Math.max(0, Math.floor((Date.now() - answer.storedAt) / 1000)))],
+      ...ticket.headers,
+    ];
+    if (route.responseHeaders) headers.push([TARGET_RESPONSE_HEADER, answer.target]);
+    return { kind: "immediate", status: 200, headers, body: answer.body, details: "llm_router_cache_hit" };
   }
 
   #onResponseHeaders(headers: RequestHeaders, endOfStream: boolean): PhaseReply {
@@ -215,6 +293,8 @@ export class RouterPhase implements StreamProcessor {
     }
     const set: Array<[string, string]> = [...routed.ticket.headers];
     const remove: string[] = [];
+    const cache = this.#cache;
+    if (cache !== undefined) set.push([CACHE_HEADER, cache.header]);
     const named = headers.get(TARGET_RESPONSE_HEADER);
     this.#answeredBy = (named === undefined ? undefined : this.#policy.targets.get(named)) ?? routed.first;
     // The upstream phase always names the target (quotas and cost need it); clients see it only
@@ -222,11 +302,17 @@ export class RouterPhase implements StreamProcessor {
     if (!routed.route.responseHeaders && named !== undefined) remove.push(TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER);
     const status = Number(headers.get(":status"));
     const success = status >= 200 && status < 300;
+    if (cache?.fill !== undefined && !storable(status, headers)) {
+      void cache.fill.abandon();
+      cache.fill = undefined;
+    }
     if (!success || endOfStream) {
       // Failed answers (and empty ones) used nothing: the reservation is released.
+      void cache?.fill?.abandon();
       void routed.ticket.settle(undefined, this.deps.now());
       return set.length + remove.length === 0 ? CONTINUE : { kind: "continue", headers: { set, remove } };
     }
+    if (cache !== undefined) cache.contentType = headers.get("content-type") ?? "application/json";
     const streaming = (headers.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream");
     this.#reader = new UsageReader({ operation: routed.operation, streaming, stripUsageChunk: routed.stripUsageChunk, maxJsonBytes: this.deps.maxBodyBytes });
     return { kind: "continue", headers: { set, remove }, streamResponseBody: true };
@@ -237,8 +323,34 @@ export class RouterPhase implements StreamProcessor {
     const routed = this.#routed;
     if (reader === undefined || routed === undefined) return CONTINUE;
     const replacement = reader.push(chunk, endOfStream);
+    const cache = this.#cache;
+    if (cache?.fill !== undefined) this.#keep(cache, chunk, endOfStream);
     if (endOfStream) this.#settle(routed);
     return replacement === undefined ? CONTINUE : { kind: "continue", body: replacement };
+  }
+
+  /** Collects a miss's answer; stores it once whole and complete (never an error or a partial body). */
+  #keep(cache: CacheTrack, chunk: Buffer, endOfStream: boolean): void {
+    const fill = cache.fill;
+    if (fill === undefined) return;
+    cache.bytes += chunk.length;
+    if (cache.bytes > cache.maxBytes) {
+      void fill.abandon();
+      cache.fill = undefined;
+      cache.chunks = [];
+      return;
+    }
+    if (chunk.length > 0) cache.chunks.push(chunk);
+    if (!endOfStream) return;
+    cache.fill = undefined;
+    const report = this.#reader?.report();
+    if (report === undefined || !report.terminal || report.errorSeen) {
+      void fill.abandon();
+      return;
+    }
+    const target = (this.#answeredBy ?? this.#routed?.first)?.id ?? "";
+    void fill.store({ body: Buffer.concat(cache.chunks, cache.bytes), contentType: cache.contentType, target, storedAt: Date.now() }, cache.ttlMs);
+    cache.chunks = [];
   }
 
   /** Settles the reservation from the usage read (or estimated, for an answer cut short). */
@@ -298,6 +410,14 @@ export function reservationFor(operation: Operation, route: CompiledRoute, targe
     nanoUsd: price === undefined ? 0 : costNanoUsd(usage(output), price),
     minNanoUsd: price === undefined ? 0 : costNanoUsd(usage(0), price),
   };
+}
+
+/** Only whole, plain JSON successes are cached: no errors, no streams, no encoded bodies. */
+function storable(status: number, headers: RequestHeaders): boolean {
+  if (status !== 200) return false;
+  const type = (headers.get("content-type") ?? "").toLowerCase();
+  const encoding = (headers.get("content-encoding") ?? "identity").toLowerCase();
+  return type.startsWith("application/json") && encoding === "identity";
 }
 
 function asksForUsage(json: JsonObject): boolean {

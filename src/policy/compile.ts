@@ -9,6 +9,7 @@ import type { ProviderAdapter } from "../providers/types";
 import { compileLimits, type CompiledLimits } from "../quota/limit-rules";
 import { compileStrategy, type RankFn } from "../routing/strategies";
 import type { TargetView } from "../routing/strategy-types";
+import type { CacheScope } from "./cache-schema";
 import { parseDuration } from "./duration";
 import { jsonPath, PolicyError, showValue, type PolicyIssue } from "./policy-error";
 import { policySchema, type ConsumerConfig, type PolicyDocument, type ProviderConfig, type ProviderType, type RouteConfig, type TargetConfig } from "./schema";
@@ -98,6 +99,16 @@ export interface CompiledRoute {
   reserveOutputTokens: number;
   /** Every provider of the chain accepts stream_options.include_usage. */
   streamUsage: boolean;
+  /** The response cache of this route; undefined: nothing cached. */
+  cache: CompiledRouteCache | undefined;
+}
+
+export interface CompiledRouteCache {
+  ttlMs: number;
+  scope: CacheScope;
+  maxEntryBytes: number;
+  /** How long identical concurrent misses wait for the first one's answer; 0: they do not wait. */
+  coalesceWaitMs: number;
 }
 
 export interface CompiledConsumer {
@@ -281,6 +292,12 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
       responseHeaders: config.responseHeaders,
       reserveOutputTokens: config.reserveOutputTokens ?? doc.limits.reserveOutputTokens,
       streamUsage: chain.every((t) => t.provider.config.streamUsage !== false),
+      cache: config.cache && {
+        ttlMs: ms(config.cache.ttl),
+        scope: config.cache.scope,
+        maxEntryBytes: config.cache.maxEntryBytes,
+        coalesceWaitMs: config.cache.coalesce ? ms(config.cache.coalesceWait) : 0,
+      },
     });
   });
 

@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { OPERATION_PATHS } from "../api/operations";
 import { comment, duration, headerName, identifier } from "./schema-parts";
+import { routeCacheSchema } from "./cache-schema";
 import { limitsSchema } from "./limits-schema";
 import { strategySchema } from "./strategy-schema";
 
@@ -139,6 +140,8 @@ export const routeSchema = z.strictObject({
   responseHeaders: z.boolean().default(true),
   /** Output tokens quotas reserve for a request without max_tokens (default: limits.reserveOutputTokens). */
   reserveOutputTokens: z.number().int().positive().optional(),
+  /** Exact-match cache of non-streaming answers (README "Response cache"); absent: nothing cached. */
+  cache: routeCacheSchema.optional(),
 });
 
 export const consumerSchema = z.strictObject({

@@ -1,12 +1,10 @@
 // Quota store on Redis (ioredis). Every admission and every settlement is one script call. Keys of
 // one request can belong to several scopes ({c:consumer}, {t:team}, {r:route}, {g:target}, {all});
 // on a single Redis node one script takes them all. (Redis Cluster would need the keys of one call
-// in one slot: see README "Quotas and budgets" for the current limit.)
-//
-// Failing fast matters more than retrying: with the offline queue off and a command timeout, a
-// Redis that is down or slow costs a request at most `commandTimeoutMs` before its rules fall back
-// to their failMode (quota-gate.ts). ioredis keeps reconnecting in the background.
-import Redis from "ioredis";
+// in one slot: see README "Quotas and budgets" for the current limit.) The connection's failure
+// behaviour (no offline queue, command timeout, background reconnect) is src/redis/client.ts's.
+import type Redis from "ioredis";
+import { createRedisClient, redisReady } from "../redis/client";
 import type { Adjustment, AdmitOutcome, Check, CheckState, QuotaStore, Tally } from "./quota-store";
 import { ADMIT_SCRIPT, SETTLE_SCRIPT } from "./redis-scripts";
 
@@ -16,49 +14,28 @@ export interface RedisStoreOptions {
   commandTimeoutMs?: number;
   /** Prefix of every key (default "llmr:"); tests use one per run. */
   keyPrefix?: string;
+  /** A connection to share (the service's); the store then leaves closing it to its owner. */
+  client?: Redis;
 }
 
 type ScriptCall = (numKeys: number, ...args: Array<string | number>) => Promise<unknown>;
 
 export class RedisQuotaStore implements QuotaStore {
   readonly #redis: Redis;
+  readonly #owned: boolean;
   readonly prefix: string;
 
   constructor(opts: RedisStoreOptions) {
     this.prefix = opts.keyPrefix ?? "llmr:";
-    this.#redis = new Redis(opts.url, {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: opts.commandTimeoutMs ?? 200,
-      connectTimeout: 2000,
-      // Reconnect forever, backing off to 2 s: Redis coming back needs no restart of the service.
-      retryStrategy: (times) => Math.min(100 * times, 2000),
-      lazyConnect: false,
-    });
-    // Errors reach callers through rejected commands; without a listener ioredis logs each one.
-    this.#redis.on("error", () => undefined);
+    this.#owned = opts.client === undefined;
+    this.#redis = opts.client ?? createRedisClient(opts);
     this.#redis.defineCommand("llmrAdmit", { lua: ADMIT_SCRIPT });
     this.#redis.defineCommand("llmrSettle", { lua: SETTLE_SCRIPT });
   }
 
-  /** Resolves once connected (or rejects after timeoutMs): `serve` waits for it at start. */
-  async ready(timeoutMs: number): Promise<void> {
-    if (this.#redis.status === "ready") return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(new Error(`Redis not reachable within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const onReady = () => {
-        cleanup();
-        resolve();
-      };
-      const cleanup = () => {
-        clearTimeout(timer);
-        this.#redis.off("ready", onReady);
-      };
-      this.#redis.on("ready", onReady);
-    });
+  /** Resolves once connected (or rejects after timeoutMs). */
+  ready(timeoutMs: number): Promise<void> {
+    return redisReady(this.#redis, timeoutMs);
   }
 
   get connected(): boolean {
@@ -94,8 +71,8 @@ export class RedisQuotaStore implements QuotaStore {
     return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
   }
 
-  async close(): Promise<void> {
-    this.#redis.disconnect();
+  close(): Promise<void> {
+    if (this.#owned) this.#redis.disconnect();
     return Promise.resolve();
   }
 

@@ -27,6 +27,8 @@ export interface StackOptions {
   unreachable?: string[];
   redisUrl?: string;
   redisKeyPrefix?: string;
+  /** Redis command timeout of the service (default 200 ms). */
+  redisTimeoutMs?: number;
   streamChunks?: number;
   /** Mock latency before each answer (ms). */
   latencyMs?: number;
@@ -43,7 +45,11 @@ export function renderedEnvoyYaml(doc: object): string {
 
 export async function startStack(doc: Doc, opts: StackOptions = {}): Promise<Stack> {
   const envoyYaml = renderedEnvoyYaml(doc);
-  const extra = { ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}), ...(opts.redisKeyPrefix ? { redisKeyPrefix: opts.redisKeyPrefix } : {}) };
+  const extra = {
+    ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
+    ...(opts.redisKeyPrefix ? { redisKeyPrefix: opts.redisKeyPrefix } : {}),
+    ...(opts.redisTimeoutMs ? { redisTimeoutMs: opts.redisTimeoutMs } : {}),
+  };
   const svc = await startTestService(doc, undefined, extra);
   const chunks = opts.streamChunks ?? 4;
   const mock = () => startMockProvider({ streamChunks: chunks, latencyMs: opts.latencyMs ?? 0 });
