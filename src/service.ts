@@ -37,6 +37,8 @@ export interface ServiceOptions {
   env?: NodeJS.ProcessEnv;
   /** Quota store shared by replicas; undefined keeps quotas in this process's memory. */
   redisUrl?: string | undefined;
+  /** redisUrl lists Redis Cluster seed nodes (comma-separated). */
+  redisCluster?: boolean | undefined;
   /** Prefix of every Redis key (default "llmr:"). */
   redisKeyPrefix?: string | undefined;
   /** Longest wait for one Redis command before quotas follow their failMode and the cache misses (default 200 ms). */
@@ -70,7 +72,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   let cacheStore: CacheStore = new MemoryCacheStore(opts.cacheMemoryBytes ?? DEFAULT_CACHE_MEMORY_BYTES);
   if (opts.redisUrl !== undefined) {
     const keyPrefix = opts.redisKeyPrefix ?? "llmr:";
-    redis = createRedisClient({ url: opts.redisUrl, commandTimeoutMs: opts.redisTimeoutMs ?? 200 });
+    redis = createRedisClient({ url: opts.redisUrl, cluster: opts.redisCluster === true, commandTimeoutMs: opts.redisTimeoutMs ?? 200 });
     quotaStore = new RedisQuotaStore({ url: opts.redisUrl, keyPrefix, client: redis });
     cacheStore = new RedisCacheStore(redis, keyPrefix);
     // Serving starts either way: until Redis answers, each rule follows its failMode and the cache misses.

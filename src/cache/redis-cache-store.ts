@@ -1,6 +1,6 @@
 // Cached answers in Redis, shared by every replica: one string per answer (a small JSON header and
 // the body bytes, with Redis expiring it), one string per fill claim (SET NX PX).
-import type Redis from "ioredis";
+import type { RedisConnection } from "../redis/client";
 import type { CachedAnswer, CacheStore } from "./cache-store";
 
 // Deletes a claim only if it is still the caller's: an expired claim re-taken by another request
@@ -11,7 +11,7 @@ type ScriptCall = (numKeys: number, ...args: string[]) => Promise<unknown>;
 
 export class RedisCacheStore implements CacheStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     readonly prefix: string,
   ) {
     redis.defineCommand("llmrCacheRelease", { lua: RELEASE_SCRIPT });

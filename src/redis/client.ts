@@ -1,34 +1,56 @@
-// The one Redis connection of a process, shared by the quota store and the response cache.
+// The one Redis connection of a process, shared by the quota store and the response cache: a
+// single node (or a primary) by URL, or a Redis Cluster from seed URLs.
 //
 // Failing fast matters more than retrying: with the offline queue off and a command timeout, a
 // Redis that is down or slow costs a request at most `commandTimeoutMs` before the caller falls
 // back (quota failModes, cache misses). ioredis keeps reconnecting in the background, so Redis
 // coming back needs no restart of the service.
-import Redis from "ioredis";
+import { Cluster, Redis } from "ioredis";
+
+export type RedisConnection = Redis | Cluster;
 
 export interface RedisClientOptions {
+  /** redis://host:port; with `cluster`, seed nodes separated by commas. */
   url: string;
+  /** Redis Cluster: keys are routed by slot (see quota/redis-store.ts for multi-key scripts). */
+  cluster?: boolean;
   /** A request waits at most this long for Redis (default 200 ms). */
   commandTimeoutMs?: number;
 }
 
-export function createRedisClient(opts: RedisClientOptions): Redis {
-  const redis = new Redis(opts.url, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: opts.commandTimeoutMs ?? 200,
-    connectTimeout: 2000,
-    // Reconnect forever, backing off to 2 s.
-    retryStrategy: (times) => Math.min(100 * times, 2000),
-    lazyConnect: false,
-  });
+// Reconnect forever, backing off to 2 s.
+const backoff = (times: number) => Math.min(100 * times, 2000);
+
+export function createRedisClient(opts: RedisClientOptions): RedisConnection {
+  const commandTimeout = opts.commandTimeoutMs ?? 200;
+  let redis: RedisConnection;
+  if (opts.cluster) {
+    const nodes = opts.url.split(",").map((u) => {
+      const url = new URL(u.trim());
+      return { host: url.hostname, port: Number(url.port || 6379) };
+    });
+    const first = new URL(opts.url.split(",")[0]!.trim());
+    redis = new Cluster(nodes, {
+      enableOfflineQueue: false,
+      clusterRetryStrategy: backoff,
+      redisOptions: {
+        maxRetriesPerRequest: 0,
+        commandTimeout,
+        connectTimeout: 2000,
+        ...(first.username ? { username: decodeURIComponent(first.username) } : {}),
+        ...(first.password ? { password: decodeURIComponent(first.password) } : {}),
+      },
+    });
+  } else {
+    redis = new Redis(opts.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, commandTimeout, connectTimeout: 2000, retryStrategy: backoff, lazyConnect: false });
+  }
   // Errors reach callers through rejected commands; without a listener ioredis logs each one.
   redis.on("error", () => undefined);
   return redis;
 }
 
 /** Resolves once connected, or rejects after timeoutMs (`serve` waits for it at start). */
-export async function redisReady(redis: Redis, timeoutMs: number): Promise<void> {
+export async function redisReady(redis: RedisConnection, timeoutMs: number): Promise<void> {
   if (redis.status === "ready") return;
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
@@ -45,4 +67,17 @@ export async function redisReady(redis: Redis, timeoutMs: number): Promise<void>
     };
     redis.on("ready", onReady);
   });
+}
+
+/**
+ * The part of a key Redis Cluster hashes: the first non-empty `{...}`, else the whole key. Keys
+ * with the same tag share a slot, so one script may touch them together.
+ */
+export function hashTag(key: string): string {
+  const open = key.indexOf("{");
+  if (open >= 0) {
+    const close = key.indexOf("}", open + 1);
+    if (close > open + 1) return key.slice(open + 1, close);
+  }
+  return key;
 }

@@ -2,10 +2,13 @@
 // PATH started on a free port. Where none exists the Redis tests are skipped with the reason, and
 // LLM_ROUTER_REQUIRE_REDIS=1 (set by .ci/run) turns that skip into a failure.
 // Each test run uses its own key prefix, so runs sharing one server never see each other's keys.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync } from "node:fs";
 import net from "node:net";
-import { describe, it } from "node:test";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, describe, it } from "node:test";
 import Redis from "ioredis";
 
 export interface TestRedis {
@@ -125,6 +128,78 @@ async function launch(port: number): Promise<ChildProcess> {
   }
   child.kill("SIGKILL");
   throw new Error(`redis-server did not answer on port ${port}`);
+}
+
+/** A private three-primary Redis Cluster (redis-server and redis-cli from PATH). */
+export interface OwnCluster {
+  /** Seed URLs separated by commas (the form `serve --redis-cluster --redis-url` takes). */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export async function startRedisCluster(): Promise<OwnCluster> {
+  const dir = mkdtempSync(path.join(tmpdir(), "llmr-cluster-"));
+  const ports = [await freePort(), await freePort(), await freePort()];
+  const children: ChildProcess[] = [];
+  for (const p of ports) {
+    const child = spawn("redis-server", ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file", path.join(dir, `nodes-${p}.conf`)], { stdio: "ignore" });
+    started.push(child);
+    children.push(child);
+  }
+  const stop = async () => {
+    await Promise.all(
+      children.map(async (c) => {
+        if (c.exitCode !== null) return;
+        const exited = new Promise((r) => c.once("exit", r));
+        c.kill("SIGKILL");
+        await exited;
+      }),
+    );
+  };
+  try {
+    for (const p of ports) {
+      let up = false;
+      for (let i = 0; i < 50 && !up; i++) {
+        up = await pings(`redis://127.0.0.1:${p}`);
+        if (!up) await new Promise((r) => setTimeout(r, 100));
+      }
+      if (!up) throw new Error(`cluster node on port ${p} did not answer`);
+    }
+    execFileSync("redis-cli", ["--cluster", "create", ...ports.map((p) => `127.0.0.1:${p}`), "--cluster-replicas", "0", "--cluster-yes"], { stdio: "ignore", timeout: 20_000 });
+    for (let i = 0; ; i++) {
+      const info = execFileSync("redis-cli", ["-p", String(ports[0]), "cluster", "info"], { encoding: "utf8" });
+      if (info.includes("cluster_state:ok")) break;
+      if (i > 100) throw new Error("Redis Cluster did not reach cluster_state:ok");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url: ports.map((p) => `redis://127.0.0.1:${p}`).join(","), stop };
+}
+
+/**
+ * A suite that needs a Redis Cluster of its own; skipped with the reason when one cannot be started
+ * (a failure under LLM_ROUTER_REQUIRE_REDIS=1).
+ */
+export function describeWithRedisCluster(name: string, body: (cluster: () => OwnCluster) => void): void {
+  describe(name, async () => {
+    let cluster: OwnCluster | string;
+    try {
+      cluster = await startRedisCluster();
+    } catch (err) {
+      cluster = `no Redis Cluster could be started (${(err as Error).message})`;
+    }
+    if (typeof cluster === "string") {
+      if (process.env.LLM_ROUTER_REQUIRE_REDIS === "1") throw new Error(`Redis Cluster required (LLM_ROUTER_REQUIRE_REDIS=1) but unavailable: ${cluster}`);
+      it("needs a Redis Cluster", { skip: cluster }, () => undefined);
+      return;
+    }
+    const own = cluster;
+    after(() => own.stop());
+    body(() => own);
+  });
 }
 
 process.on("exit", () => {

@@ -27,6 +27,8 @@ export interface StackOptions {
   unreachable?: string[];
   redisUrl?: string;
   redisKeyPrefix?: string;
+  /** redisUrl lists Redis Cluster seed nodes. */
+  redisCluster?: boolean;
   /** Redis command timeout of the service (default 200 ms). */
   redisTimeoutMs?: number;
   streamChunks?: number;
@@ -49,6 +51,7 @@ export async function startStack(doc: Doc, opts: StackOptions = {}): Promise<Sta
     ...(opts.redisUrl ? { redisUrl: opts.redisUrl } : {}),
     ...(opts.redisKeyPrefix ? { redisKeyPrefix: opts.redisKeyPrefix } : {}),
     ...(opts.redisTimeoutMs ? { redisTimeoutMs: opts.redisTimeoutMs } : {}),
+    ...(opts.redisCluster ? { redisCluster: true } : {}),
   };
   const svc = await startTestService(doc, undefined, extra);
   const chunks = opts.streamChunks ?? 4;
