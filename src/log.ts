@@ -27,3 +27,29 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     destination,
   );
 }
+
+/**
+ * Logs a recurring failure (a store down for minutes) at most once per interval, with the number of
+ * failures suppressed since the last line, instead of once per request.
+ */
+export class ThrottledErrorLog {
+  #last = -Infinity;
+  #suppressed = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly intervalMs: number,
+    private readonly message: string,
+  ) {}
+
+  error(err: unknown, fields: Record<string, unknown> = {}): void {
+    const now = Date.now();
+    if (now - this.#last < this.intervalMs) {
+      this.#suppressed++;
+      return;
+    }
+    this.log.error({ ...fields, err: err instanceof Error ? err.message : String(err), failuresSinceLastLog: this.#suppressed }, this.message);
+    this.#last = now;
+    this.#suppressed = 0;
+  }
+}

@@ -53,6 +53,9 @@ describe("policy", () => {
     ["a provider without an endpoint", (d) => delete d.providers.azure!.endpoint, /providers\.azure\.endpoint: a azure-openai provider needs an endpoint/],
     ["an endpoint with a path", (d) => (d.providers.openai!.endpoint = "https://api.openai.com/v1"), /providers\.openai\.endpoint: scheme:\/\/host\[:port\] only/],
     ["a bad duration", (d) => ((d.routes as Array<Record<string, unknown>>)[1]!.retry = { perTryIdleTimeout: "soon" }), /routes\[1\]\.retry\.perTryIdleTimeout: a duration such as/],
+    ["a cache without ttl", (d) => ((d.routes as Array<Record<string, unknown>>)[2]!.cache = { scope: "all" }), /routes\[2\]\.cache\.ttl/],
+    ["a cache with an unknown scope", (d) => ((d.routes as Array<Record<string, unknown>>)[2]!.cache = { ttl: "1m", scope: "user" }), /routes\[2\]\.cache\.scope/],
+    ["a cache entry bound over 16 MiB", (d) => ((d.routes as Array<Record<string, unknown>>)[2]!.cache = { ttl: "1m", maxEntryBytes: 32 * 1024 * 1024 }), /routes\[2\]\.cache\.maxEntryBytes/],
   ];
   for (const [name, mutate, expected] of table) {
     it(`rejects ${name}`, () => {

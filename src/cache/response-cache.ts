@@ -10,6 +10,7 @@
 // The cache never fails a request: a store error is a miss (logged once per interval, counted).
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
+import { ThrottledErrorLog } from "../log";
 import type { CachedAnswer, CacheStore } from "./cache-store";
 
 const ERROR_LOG_INTERVAL_MS = 30_000;
@@ -45,13 +46,14 @@ export class ResponseCache {
   readonly stats: CacheStats = { hits: 0, coalescedHits: 0, misses: 0, fills: 0, waitTimeouts: 0, storeErrors: 0 };
   /** Requests of this process waiting for a key, woken when it is filled or released here. */
   readonly #waiters = new Map<string, Set<() => void>>();
-  #lastErrorLog = -Infinity;
-  #suppressed = 0;
+  readonly #errorLog: ThrottledErrorLog;
 
   constructor(
     readonly store: CacheStore,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    this.#errorLog = new ThrottledErrorLog(log, ERROR_LOG_INTERVAL_MS, "response cache store failed: answering as misses");
+  }
 
   async lookup(key: string, opts: LookupOptions): Promise<CacheLookup> {
     try {
@@ -145,15 +147,9 @@ export class ResponseCache {
 
   #failed(err: unknown): void {
     this.stats.storeErrors++;
-    const now = Date.now();
-    if (now - this.#lastErrorLog < ERROR_LOG_INTERVAL_MS) {
-      this.#suppressed++;
-      return;
-    }
-    this.log.error({ err: err instanceof Error ? err.message : String(err), suppressed: this.#suppressed }, "response cache store failed: answering as misses");
-    this.#lastErrorLog = now;
-    this.#suppressed = 0;
+    this.#errorLog.error(err);
   }
+
 }
 
 /** A miss's right (and duty) to store the answer it fetches, or to give the claim up. */

@@ -11,6 +11,8 @@ export const GATEWAY_HEADER_PREFIX = "x-llm-router-";
 /** Response headers naming the target that answered and the attempt number (per-route switch). */
 export const TARGET_RESPONSE_HEADER = "x-llm-router-target";
 export const ATTEMPT_RESPONSE_HEADER = "x-llm-router-attempt";
+/** Response header: hit, miss or bypass on routes with a cache. */
+export const CACHE_HEADER = "x-llm-cache";
 /** Route-header value of passthrough requests (route names cannot start with "_"). */
 export const PASSTHROUGH_ROUTE = "__passthrough";
 /** request_attributes expression giving the target this attempt's endpoint serves. */

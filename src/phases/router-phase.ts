@@ -26,7 +26,7 @@ import { costNanoUsd, type Usage } from "../usage/usage";
 import { UsageReader } from "../usage/usage-reader";
 import { decidePassthrough, decideRoute } from "../routing/decide";
 import { featuresFor, planRoute, type RoutePlan } from "../routing/plan";
-import { ATTEMPT_RESPONSE_HEADER, CONTEXT_HEADER, gatewayHeadersIn, MAX_RETRIES_HEADER, METADATA_CONTEXT_KEY, METADATA_NAMESPACE, PASSTHROUGH_ROUTE, TARGET_RESPONSE_HEADER } from "./gateway-headers";
+import { ATTEMPT_RESPONSE_HEADER, CACHE_HEADER, CONTEXT_HEADER, gatewayHeadersIn, MAX_RETRIES_HEADER, METADATA_CONTEXT_KEY, METADATA_NAMESPACE, PASSTHROUGH_ROUTE, TARGET_RESPONSE_HEADER } from "./gateway-headers";
 import type { PhaseDeps } from "./phase-deps";
 import { answering } from "./replies";
 
@@ -54,7 +54,6 @@ interface Routed {
 
 const STREAM_USAGE_OPERATIONS: ReadonlySet<Operation> = new Set(["chat.completions", "completions"]);
 
-export const CACHE_HEADER = "x-llm-cache";
 const NO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0 };
 const NOTHING: Reservation = { tokens: 0, minTokens: 0, nanoUsd: 0, minNanoUsd: 0 };
 
@@ -83,7 +82,6 @@ export class RouterPhase implements StreamProcessor {
   /** The target that answered (x-llm-router-target from the upstream phase). */
   #answeredBy: CompiledTarget | undefined;
   #cache: CacheTrack | undefined;
-  #control: StreamControl | undefined;
 
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
@@ -95,7 +93,6 @@ export class RouterPhase implements StreamProcessor {
   }
 
   handle(message: ExtProcMessage, control?: StreamControl): PhaseReply | Promise<PhaseReply> {
-    this.#control = control;
     switch (message.kind) {
       case "request_headers":
         if (this.#state !== "headers") throw new ProtocolError(`request_headers received in state ${this.#state}`);
@@ -103,7 +100,7 @@ export class RouterPhase implements StreamProcessor {
       case "request_body":
         if (this.#state === "forwarding") return CONTINUE;
         if (this.#state !== "body") throw new ProtocolError(`request_body received in state ${this.#state}`);
-        return answering(() => this.#format, () => this.#onBody(message.body, message.endOfStream));
+        return answering(() => this.#format, () => this.#onBody(message.body, message.endOfStream, control));
       case "request_trailers":
         if (this.#state === "headers") throw new ProtocolError("request_trailers before request_headers");
         return CONTINUE;
@@ -160,7 +157,7 @@ export class RouterPhase implements StreamProcessor {
     return strip.remove.length > 0 ? { kind: "continue", headers: strip } : CONTINUE;
   }
 
-  #onBody(received: Buffer, endOfStream: boolean): PhaseReply | Promise<PhaseReply> {
+  #onBody(received: Buffer, endOfStream: boolean, control: StreamControl | undefined): PhaseReply | Promise<PhaseReply> {
     const p = this.#pending;
     if (p === undefined) throw new ProtocolError("request_body without request_headers");
     this.#state = "done";
@@ -248,7 +245,7 @@ export class RouterPhase implements StreamProcessor {
     const lookup = this.deps.cache.lookup(key, {
       read: mode === "lookup",
       waitMs: cache.coalesceWaitMs,
-      onWait: () => this.#control?.extendTimeout(cache.coalesceWaitMs + CACHE_WAIT_MARGIN_MS),
+      onWait: () => control?.extendTimeout(cache.coalesceWaitMs + CACHE_WAIT_MARGIN_MS),
     });
     return lookup.then((found) => {
       if (found.kind === "hit") return this.#answerFromCache(found.answer, route, subject);
@@ -302,13 +299,12 @@ export class RouterPhase implements StreamProcessor {
     if (!routed.route.responseHeaders && named !== undefined) remove.push(TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER);
     const status = Number(headers.get(":status"));
     const success = status >= 200 && status < 300;
-    if (cache?.fill !== undefined && !storable(status, headers)) {
+    if (cache?.fill !== undefined && (endOfStream || !storable(status, headers))) {
       void cache.fill.abandon();
       cache.fill = undefined;
     }
     if (!success || endOfStream) {
       // Failed answers (and empty ones) used nothing: the reservation is released.
-      void cache?.fill?.abandon();
       void routed.ticket.settle(undefined, this.deps.now());
       return set.length + remove.length === 0 ? CONTINUE : { kind: "continue", headers: { set, remove } };
     }

@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { GatewayError } from "../api/errors";
+import { ThrottledErrorLog } from "../log";
 import type { Usage } from "../usage/usage";
 import { describeLimit, KIND_UNIT, calendarWindow } from "./limit-kinds";
 import { applicableRules, checksFor, type CompiledLimitRule, type CompiledLimits, type QuotaSubject, type Reservation } from "./limit-rules";
@@ -36,15 +37,16 @@ export interface QuotaStats {
 export class QuotaGate {
   readonly local = new MemoryQuotaStore();
   readonly stats: QuotaStats = { storeErrors: 0, failModeAdmissions: 0, failModeRejections: 0 };
-  #lastErrorLog = -Infinity;
-  #suppressed = 0;
+  readonly #errorLog: ThrottledErrorLog;
   readonly #settling = new Set<Promise<void>>();
 
   constructor(
     /** Shared store (Redis); undefined: this replica's memory is the store. */
     readonly remote: QuotaStore | undefined,
-    private readonly log: Logger,
-  ) {}
+    log: Logger,
+  ) {
+    this.#errorLog = new ThrottledErrorLog(log, STORE_ERROR_LOG_INTERVAL_MS, "quota store unreachable: rules follow their failMode");
+  }
 
   /**
    * Admits the request or throws a GatewayError (429, 400 or 503) carrying the answer's headers.
@@ -102,17 +104,9 @@ export class QuotaGate {
     return { checks, outcome: this.local.admitNow(checks, requestId, now) };
   }
 
-  /** Logs the first failure, then at most one line per interval with the count in between. */
   #storeFailed(err: unknown, during: string): void {
     this.stats.storeErrors++;
-    const t = Date.now();
-    if (t - this.#lastErrorLog < STORE_ERROR_LOG_INTERVAL_MS) {
-      this.#suppressed++;
-      return;
-    }
-    this.log.error({ err: (err as Error).message, during, failuresSinceLastLog: this.#suppressed }, "quota store unreachable: rules follow their failMode");
-    this.#lastErrorLog = t;
-    this.#suppressed = 0;
+    this.#errorLog.error(err, { during });
   }
 
   /** @internal for QuotaTicket: keeps a settlement in view until it is written. */

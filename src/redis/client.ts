@@ -25,11 +25,10 @@ export function createRedisClient(opts: RedisClientOptions): RedisConnection {
   const commandTimeout = opts.commandTimeoutMs ?? 200;
   let redis: RedisConnection;
   if (opts.cluster) {
-    const nodes = opts.url.split(",").map((u) => {
-      const url = new URL(u.trim());
-      return { host: url.hostname, port: Number(url.port || 6379) };
-    });
-    const first = new URL(opts.url.split(",")[0]!.trim());
+    const seeds = opts.url.split(",").map((u) => new URL(u.trim()));
+    const nodes = seeds.map((url) => ({ host: url.hostname, port: Number(url.port || 6379) }));
+    // Every node takes the credentials of the first seed.
+    const first = seeds[0]!;
     redis = new Cluster(nodes, {
       enableOfflineQueue: false,
       clusterRetryStrategy: backoff,
