@@ -14,6 +14,7 @@ import type { StreamProcessor } from "./extproc/messages";
 import { PHASE_METADATA_KEY } from "./phases/gateway-headers";
 import type { PhaseDeps } from "./phases/phase-deps";
 import { TargetObservations } from "./routing/observations";
+import { ObservationExchange } from "./routing/shared-observations";
 import { RouterPhase } from "./phases/router-phase";
 import { UpstreamPhase } from "./phases/upstream-phase";
 import { PolicyStore } from "./policy/policy-store";
@@ -45,6 +46,11 @@ export interface ServiceOptions {
   redisTimeoutMs?: number | undefined;
   /** Bytes of answers the response cache keeps in memory when there is no Redis (default 64 MiB). */
   cacheMemoryBytes?: number | undefined;
+  /**
+   * With Redis: how often replicas exchange target observations (default 500 ms); 0 keeps them per
+   * replica. Failures and cooldowns are reported as they happen either way when non-zero.
+   */
+  observationsSyncMs?: number | undefined;
 }
 
 export interface RunningService {
@@ -53,6 +59,9 @@ export interface RunningService {
   policy: PolicyStore;
   quota: QuotaGate;
   cache: ResponseCache;
+  observations: TargetObservations;
+  /** Undefined without Redis or with observationsSyncMs 0. */
+  exchange: ObservationExchange | undefined;
   /** Stops accepting, lets open streams finish within graceMs, then cancels the rest. */
   shutdown(graceMs: number): Promise<void>;
 }
@@ -60,6 +69,7 @@ export interface RunningService {
 /** gRPC framing and the proto envelope around the largest body; headers ride in the same message. */
 const MESSAGE_OVERHEAD_BYTES = 1024 * 1024;
 export const DEFAULT_CACHE_MEMORY_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_OBSERVATIONS_SYNC_MS = 500;
 
 export async function startService(opts: ServiceOptions): Promise<RunningService> {
   const { log } = opts;
@@ -70,14 +80,18 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   let redis: ReturnType<typeof createRedisClient> | undefined;
   let quotaStore: RedisQuotaStore | undefined;
   let cacheStore: CacheStore = new MemoryCacheStore(opts.cacheMemoryBytes ?? DEFAULT_CACHE_MEMORY_BYTES);
+  let exchange: ObservationExchange | undefined;
   if (opts.redisUrl !== undefined) {
     const keyPrefix = opts.redisKeyPrefix ?? "llmr:";
     redis = createRedisClient({ url: opts.redisUrl, cluster: opts.redisCluster === true, commandTimeoutMs: opts.redisTimeoutMs ?? 200 });
     quotaStore = new RedisQuotaStore({ url: opts.redisUrl, keyPrefix, client: redis });
     cacheStore = new RedisCacheStore(redis, keyPrefix);
+    const syncMs = opts.observationsSyncMs ?? DEFAULT_OBSERVATIONS_SYNC_MS;
+    if (syncMs > 0) exchange = new ObservationExchange({ redis, keyPrefix, observations, intervalMs: syncMs, log });
     // Serving starts either way: until Redis answers, each rule follows its failMode and the cache misses.
     await redisReady(redis, 5000).catch((err: Error) => log.error({ err: err.message }, "Redis (quotas, cache) not reachable at start"));
   }
+  exchange?.start();
   const quota = new QuotaGate(quotaStore, log);
   const cache = new ResponseCache(cacheStore, log);
   const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random, quota, cache };
@@ -121,6 +135,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     policy,
     quota,
     cache,
+    observations,
+    exchange,
     async shutdown(graceMs: number) {
       draining = true;
       health.setStatus("", "NOT_SERVING");
@@ -141,6 +157,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       // Settlements of the last responses are written before the store goes.
       await quota.idle();
       await cacheStore.close();
+      await exchange?.stop();
       redis?.disconnect();
     },
   };

@@ -5,8 +5,10 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import type { RecordedRequest } from "../src/mock-provider/server";
-import { examplePolicy } from "./support/service";
-import { startStack, type Doc, type Stack } from "./support/stack";
+import { EnvoyHarness } from "./harness/envoy-harness";
+import { describeWithRedis } from "./support/redis";
+import { examplePolicy, startTestService, type TestService } from "./support/service";
+import { renderedEnvoyYaml, startStack, type Doc, type Stack } from "./support/stack";
 
 const ALICE = { "content-type": "application/json", authorization: "Bearer sk-demo-alice" };
 const chat = (model: string, extra: object = {}) => JSON.stringify({ model, messages: [{ role: "user", content: "tell me a story" }], ...extra });
@@ -206,5 +208,74 @@ describe("responseHeaders: false", () => {
     } finally {
       await s.close();
     }
+  });
+});
+
+describeWithRedis("two replicas sharing target observations through Redis", (redis) => {
+  let s: Stack;
+  let second: TestService;
+  let envoy2: EnvoyHarness;
+  const SYNC_MS = 50;
+  before(async () => {
+    const doc = examplePolicy() as Doc;
+    // Two failures within the window cool a target down, wherever they were seen.
+    doc.gateway = { ...(doc.gateway as object), cooldown: { failures: 2, window: "1m", duration: "1m" } };
+    const shared = { redisUrl: redis.url, redisKeyPrefix: redis.prefix(), redisTimeoutMs: 5000, observationsSyncMs: SYNC_MS };
+    s = await startStack(doc, shared);
+    second = await startTestService(doc, undefined, shared);
+    envoy2 = await EnvoyHarness.start({
+      envoyYaml: renderedEnvoyYaml(doc),
+      extProcAddress: second.address,
+      hostEndpoints: { "api.openai.com": s.openai.url, "my-resource.openai.azure.com": s.azure.url, "vllm.internal": s.vllm.url },
+    });
+  });
+  after(async () => {
+    await envoy2.close();
+    await second.stop();
+    await s.close();
+  });
+  beforeEach(() => {
+    for (const m of [s.openai, s.azure, s.vllm]) m.reset();
+  });
+  const viaFirst = () => s.envoy.request({ method: "POST", path: "/v1/chat/completions", headers: ALICE, body: chat("smart") });
+  const viaSecond = () => envoy2.request({ method: "POST", path: "/v1/chat/completions", headers: ALICE, body: chat("smart") });
+  /** Until `replica` sees `target` cooling down (at most a few exchanges). */
+  async function coolingOn(replica: { observations: { stats(id: string): { cooldownUntil: number | undefined } } }, target: string): Promise<void> {
+    const deadline = Date.now() + 5000;
+    while (replica.observations.stats(target).cooldownUntil === undefined) {
+      if (Date.now() > deadline) assert.fail(`${target} never cooled down on this replica`);
+      await new Promise((r) => setTimeout(r, SYNC_MS / 2));
+    }
+  }
+
+  it("one 503 on each replica cools OpenAI down on both: the next request on either starts with Azure", async () => {
+    s.openai.failNext(1, 503);
+    assert.equal((await viaFirst()).status, 200);
+    assert.equal(s.svc.observations.stats("openai-gpt-4o").cooldownUntil, undefined, "one failure is not enough");
+    s.openai.failNext(1, 503);
+    assert.equal((await viaSecond()).status, 200);
+    await coolingOn(s.svc, "openai-gpt-4o");
+    await coolingOn(second, "openai-gpt-4o");
+    s.openai.reset();
+    for (const next of [await viaFirst(), await viaSecond()]) {
+      assert.equal(next.status, 200);
+      assert.match(next.route?.cluster ?? "", /^chain_azure-gpt-4o_/);
+    }
+    assert.equal(s.openai.requests.length, 0, "neither replica tries the cooling target first");
+  });
+
+  it("a 429 with retry-after seen by one replica makes the other start with the next target", async () => {
+    s.azure.failNext(1, 429, { headers: { "retry-after": "30" } });
+    // OpenAI is still cooling from the previous test, so this request starts at Azure, which 429s.
+    const first = await viaFirst();
+    assert.equal(first.status, 200);
+    assert.match(first.route?.cluster ?? "", /^chain_azure-gpt-4o_/);
+    assert.equal(s.azure.requests.length, 1);
+    await coolingOn(second, "azure-gpt-4o");
+    const next = await viaSecond();
+    assert.equal(next.status, 200);
+    // Both earlier targets cooling: the chain starts at the local model.
+    assert.match(next.route?.cluster ?? "", /^chain_local-llama_/);
+    assert.equal(next.headers["x-llm-router-target"], "local-llama");
   });
 });

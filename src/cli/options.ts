@@ -34,6 +34,12 @@ export function requireString(values: Record<string, unknown>, name: string, hin
   return v;
 }
 
+export function nonNegativeInt(values: Record<string, unknown>, name: string): number {
+  const v = Number(values[name]);
+  if (!Number.isInteger(v) || v < 0) throw new UsageError(`--${name} must be 0 or a positive integer (got ${String(values[name])})`);
+  return v;
+}
+
 export function positiveInt(values: Record<string, unknown>, name: string): number {
   const v = Number(values[name]);
   if (!Number.isInteger(v) || v <= 0) throw new UsageError(`--${name} must be a positive integer (got ${String(values[name])})`);

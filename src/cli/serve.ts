@@ -3,7 +3,7 @@ import { parseKeys } from "../context/routing-context";
 import { createLogger } from "../log";
 import { preloadTokenizers } from "../routing/request-features";
 import { startService } from "../service";
-import { parseOptions, positiveInt, requireString, UsageError, type OptionSpec } from "./options";
+import { nonNegativeInt, parseOptions, positiveInt, requireString, UsageError, type OptionSpec } from "./options";
 
 export const SERVE_OPTIONS: OptionSpec = {
   policy: { type: "string", env: "LLM_ROUTER_POLICY" },
@@ -21,6 +21,7 @@ export const SERVE_OPTIONS: OptionSpec = {
   "redis-key-prefix": { type: "string", env: "LLM_ROUTER_REDIS_KEY_PREFIX", default: "llmr:" },
   "redis-timeout-ms": { type: "string", env: "LLM_ROUTER_REDIS_TIMEOUT_MS", default: "200" },
   "cache-memory-mb": { type: "string", env: "LLM_ROUTER_CACHE_MEMORY_MB", default: "64" },
+  "observations-sync-ms": { type: "string", env: "LLM_ROUTER_OBSERVATIONS_SYNC_MS", default: "500" },
 };
 
 export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -51,6 +52,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     redisKeyPrefix: String(o["redis-key-prefix"]),
     redisTimeoutMs: positiveInt(o, "redis-timeout-ms"),
     cacheMemoryBytes: positiveInt(o, "cache-memory-mb") * 1024 * 1024,
+    observationsSyncMs: nonNegativeInt(o, "observations-sync-ms"),
   });
   const graceMs = positiveInt(o, "shutdown-grace-seconds") * 1000;
 

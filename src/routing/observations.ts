@@ -2,10 +2,12 @@
 // The upstream phase feeds it (one ext_proc stream per attempt: start, response headers, end) and
 // the router phase reads it when it ranks and filters a route's chain.
 //
-// It is per replica on purpose: no correctness depends on it (the signed context carries every
-// decision between the phases, and Envoy's retries walk the chain whatever a replica believes), so a
-// replica that has seen nothing simply routes in chain order. Sharing observations between
-// replicas through Redis is a later addition (see the README's "Cooldowns" section).
+// No correctness depends on it (the signed context carries every decision between the phases, and
+// Envoy's retries walk the chain whatever a replica believes), so a replica that has seen nothing
+// simply routes in chain order. With Redis, replicas also share what they see
+// (shared-observations.ts): failures are counted across replicas, cooldowns reach every replica,
+// and the other replicas' in-flight counts and latencies are merged into stats(). That exchange is
+// asynchronous: stats() never waits for Redis, and without it each replica decides from its own view.
 import type { CooldownSettings } from "../policy/compile";
 import type { TargetStats } from "./strategy-types";
 
@@ -43,8 +45,43 @@ export interface ObservationEffect {
 
 const NONE: ObservationEffect = { cooldownEntered: false, cooldownUntil: undefined };
 
+/** What the other replicas have seen of one target (their sum or sample-weighted average). */
+export interface SharedTargetView {
+  latencyMs: number | undefined;
+  samples: number;
+  inFlight: number;
+}
+
+/** One target of this replica's snapshot, as published: [latency ms or null, samples, in flight]. */
+export type LocalSnapshot = Record<string, [number | null, number, number]>;
+
+/** Where this replica reports failures and cooldowns for the other replicas (shared-observations.ts). */
+export interface ObservationSink {
+  failed(targetId: string, at: number, settings: CooldownSettings): void;
+  cooledUntil(targetId: string, until: number): void;
+}
+
+/**
+ * Caps how much one side's sample count weighs when local and shared latencies are merged, so a
+ * long-lived replica does not outvote the others' recent view forever.
+ */
+export const LATENCY_WEIGHT_CAP = 50;
+
+export function mergeLatency(a: number | undefined, aSamples: number, b: number | undefined, bSamples: number): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  const wa = Math.min(aSamples, LATENCY_WEIGHT_CAP);
+  const wb = Math.min(bSamples, LATENCY_WEIGHT_CAP);
+  return wa + wb === 0 ? a : (a * wa + b * wb) / (wa + wb);
+}
+
 export class TargetObservations {
   readonly #entries = new Map<string, Entry>();
+  /** The other replicas' view, replaced wholesale by each exchange with Redis. */
+  #others: ReadonlyMap<string, SharedTargetView> = new Map();
+  /** Cooldowns any replica entered (unix ms), kept until they end even if Redis goes away. */
+  readonly #sharedCooldowns = new Map<string, number>();
+  #sink: ObservationSink | undefined;
 
   constructor(
     private readonly settings: () => CooldownSettings,
@@ -53,15 +90,51 @@ export class TargetObservations {
 
   stats(targetId: string): TargetStats {
     const e = this.#entries.get(targetId);
-    if (e === undefined) return { latencyMs: undefined, samples: 0, inFlight: 0, cooldownUntil: undefined, lastFailureAt: undefined };
+    const o = this.#others.get(targetId);
     const now = this.now();
+    let until = e?.cooldownUntil;
+    const shared = this.#sharedCooldowns.get(targetId);
+    if (shared !== undefined && (until === undefined || shared > until)) until = shared;
     return {
-      latencyMs: e.latencyMs,
-      samples: e.samples,
-      inFlight: e.inFlight,
-      cooldownUntil: e.cooldownUntil !== undefined && e.cooldownUntil > now ? e.cooldownUntil : undefined,
-      lastFailureAt: e.lastFailureAt,
+      latencyMs: mergeLatency(e?.latencyMs, e?.samples ?? 0, o?.latencyMs, o?.samples ?? 0),
+      samples: (e?.samples ?? 0) + (o?.samples ?? 0),
+      inFlight: (e?.inFlight ?? 0) + (o?.inFlight ?? 0),
+      cooldownUntil: until !== undefined && until > now ? until : undefined,
+      lastFailureAt: e?.lastFailureAt,
     };
+  }
+
+  /** Reports this replica's failures and cooldowns to `sink` from now on. */
+  share(sink: ObservationSink | undefined): void {
+    this.#sink = sink;
+  }
+
+  /** The other replicas' in-flight counts and latencies (empty: none known, e.g. Redis is away). */
+  setOthers(view: ReadonlyMap<string, SharedTargetView>): void {
+    this.#others = view;
+  }
+
+  /**
+   * A cooldown some replica entered (read from Redis). Returns whether it is news here: the target
+   * was not cooling down on this replica's own account or from an earlier exchange.
+   */
+  sharedCooldown(targetId: string, until: number): boolean {
+    const now = this.now();
+    if (!(until > now)) return false;
+    const known = Math.max(this.#sharedCooldowns.get(targetId) ?? 0, this.#entries.get(targetId)?.cooldownUntil ?? 0);
+    if (until > (this.#sharedCooldowns.get(targetId) ?? 0)) this.#sharedCooldowns.set(targetId, until);
+    return known <= now;
+  }
+
+  /** This replica's own view per target, for the other replicas. */
+  snapshot(): LocalSnapshot {
+    const out: LocalSnapshot = {};
+    for (const [id, e] of this.#entries) {
+      if (e.samples === 0 && e.inFlight === 0) continue;
+      out[id] = [e.latencyMs ?? null, e.samples, e.inFlight];
+    }
+    for (const [id, until] of this.#sharedCooldowns) if (until <= this.now()) this.#sharedCooldowns.delete(id);
+    return out;
   }
 
   attemptStarted(targetId: string): void {
@@ -87,9 +160,16 @@ export class TargetObservations {
     if (o.status === 429 && o.retryAfterMs !== undefined && o.retryAfterMs > 0) {
       // The provider said how long: believe it (capped), without waiting for more failures.
       e.lastFailureAt = now;
-      return this.#coolUntil(e, now + Math.min(o.retryAfterMs, s.maxRetryAfterMs));
+      const effect = this.#coolUntil(e, now + Math.min(o.retryAfterMs, s.maxRetryAfterMs));
+      this.#sink?.cooledUntil(targetId, e.cooldownUntil!);
+      return effect;
     }
-    return this.#failed(e, now, s);
+    // Counted here and, with a sink, across replicas too: whichever reaches the threshold first
+    // starts the cooldown (the shared count only ever starts it sooner).
+    this.#sink?.failed(targetId, now, s);
+    const effect = this.#failed(e, now, s);
+    if (effect.cooldownEntered && effect.cooldownUntil !== undefined) this.#sink?.cooledUntil(targetId, effect.cooldownUntil);
+    return effect;
   }
 
   #failed(e: Entry, now: number, s: CooldownSettings): ObservationEffect {

@@ -24,7 +24,7 @@ export interface TestService extends RunningService {
 export async function startTestService(
   policy: object | string = examplePolicy(),
   env: NodeJS.ProcessEnv = TEST_ENV,
-  extra: { maxBodyBytes?: number; redisUrl?: string; redisCluster?: boolean; redisKeyPrefix?: string; redisTimeoutMs?: number } = {},
+  extra: { maxBodyBytes?: number; redisUrl?: string; redisCluster?: boolean; redisKeyPrefix?: string; redisTimeoutMs?: number; observationsSyncMs?: number } = {},
 ): Promise<TestService> {
   let policyFile: string;
   const dir = mkdtempSync(path.join(tmpdir(), "llm-router-test-"));
@@ -47,6 +47,7 @@ export async function startTestService(
     redisUrl: extra.redisUrl,
     redisKeyPrefix: extra.redisKeyPrefix,
     redisTimeoutMs: extra.redisTimeoutMs,
+    observationsSyncMs: extra.observationsSyncMs,
     redisCluster: extra.redisCluster,
   });
   return { ...svc, address: `127.0.0.1:${svc.grpcPort}`, policyFile, stop: () => svc.shutdown(2000) };

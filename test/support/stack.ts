@@ -31,6 +31,8 @@ export interface StackOptions {
   redisCluster?: boolean;
   /** Redis command timeout of the service (default 200 ms). */
   redisTimeoutMs?: number;
+  /** How often replicas exchange target observations through Redis (default 500 ms). */
+  observationsSyncMs?: number;
   streamChunks?: number;
   /** Mock latency before each answer (ms). */
   latencyMs?: number;
@@ -52,6 +54,7 @@ export async function startStack(doc: Doc, opts: StackOptions = {}): Promise<Sta
     ...(opts.redisKeyPrefix ? { redisKeyPrefix: opts.redisKeyPrefix } : {}),
     ...(opts.redisTimeoutMs ? { redisTimeoutMs: opts.redisTimeoutMs } : {}),
     ...(opts.redisCluster ? { redisCluster: true } : {}),
+    ...(opts.observationsSyncMs !== undefined ? { observationsSyncMs: opts.observationsSyncMs } : {}),
   };
   const svc = await startTestService(doc, undefined, extra);
   const chunks = opts.streamChunks ?? 4;
