@@ -16,7 +16,12 @@ import { compilePolicyText } from "../src/policy/compile";
 import { bodyMessage, ExtProcTestClient, headersMessage, type ExtProcStream, type EnvoyCommon, type EnvoyResponse } from "../test/support/ext-proc-client";
 import type { Answer } from "./response";
 
-export type Flow = "both" | "router" | "upstream";
+/**
+ * "cache-hit": the router stream's request headers and body, whose reply ends the request (the
+ * service answers from its cache with an ImmediateResponse; the do-nothing server continues and the
+ * client stops there: the same two messages).
+ */
+export type Flow = "both" | "router" | "upstream" | "cache-hit";
 
 /** One request: the client's body and what the provider answers. */
 export interface RequestCase {
@@ -45,6 +50,8 @@ export interface RouterReplies {
 /** What one request saw (for checks). */
 export interface Trace {
   router: RouterReplies | undefined;
+  /** The reply to request_body of a "cache-hit" request. */
+  bodyReply?: EnvoyResponse;
   upstream: EnvoyResponse[] | undefined;
   routing: Routing | undefined;
 }
@@ -179,7 +186,9 @@ export class EnvoyLikeClient {
   async request(flow: Flow, c: RequestCase, timings?: Timings): Promise<Trace> {
     const t0 = performance.now();
     let trace: Trace;
-    if (flow === "upstream") {
+    if (flow === "cache-hit") {
+      trace = { router: undefined, upstream: undefined, routing: undefined, bodyReply: await this.#requestOnly(c, timings) };
+    } else if (flow === "upstream") {
       const routing = this.#orTemplate(undefined);
       trace = { router: undefined, upstream: await this.#upstreamPhase(upstreamHeaders(clientHeaders(c.body), routing), routing, c), routing };
     } else {
@@ -214,6 +223,18 @@ export class EnvoyLikeClient {
     const responseBody = asksForBody(responseHeaders) ? await this.#streamBody(s, c.answer.chunks) : [];
     await finish(s, status, "router");
     return { router: { requestHeaders, requestBody, responseHeaders, responseBody }, upstream, routing };
+  }
+
+  async #requestOnly(c: RequestCase, timings: Timings | undefined): Promise<EnvoyResponse> {
+    const s = this.#client.open("router");
+    const status = s.status();
+    await exchange(s, "router", headersMessage(clientHeaders(c.body)));
+    const bodySent = performance.now();
+    const reply = await s.send(bodyMessage(c.body));
+    timings?.bodyReply?.push(performance.now() - bodySent);
+    if (reply.response !== "immediate_response") expectKind(reply, "request_body", "router");
+    await finish(s, status, "router");
+    return reply;
   }
 
   /**
@@ -262,6 +283,32 @@ export async function drive(client: EnvoyLikeClient, flow: Flow, c: RequestCase,
   };
   const t0 = performance.now();
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  return { requests: count, wallMs: performance.now() - t0, timings };
+}
+
+/**
+ * Open loop: starts `count` requests at `perSecond`, on schedule whether or not earlier ones have
+ * finished (as independent clients would), so a slow reply delays no later request's start.
+ */
+export async function driveAtRate(client: EnvoyLikeClient, flow: Flow, c: RequestCase, count: number, perSecond: number): Promise<DriveResult> {
+  const timings: Timings = { request: [], bodyReply: [] };
+  const interval = 1000 / perSecond;
+  const inFlight: Array<Promise<unknown>> = [];
+  const t0 = performance.now();
+  await new Promise<void>((resolve) => {
+    const tick = () => {
+      const due = Math.min(count, Math.floor((performance.now() - t0) / interval) + 1);
+      while (inFlight.length < due) {
+        const p = client.request(flow, c, timings);
+        p.catch(() => undefined); // reported by Promise.all below, not as an unhandled rejection
+        inFlight.push(p);
+      }
+      if (inFlight.length < count) setTimeout(tick, Math.max(0, t0 + inFlight.length * interval - performance.now()));
+      else resolve();
+    };
+    tick();
+  });
+  await Promise.all(inFlight);
   return { requests: count, wallMs: performance.now() - t0, timings };
 }
 

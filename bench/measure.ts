@@ -1,7 +1,7 @@
 // What the driver measures of a server child over a batch of requests: requests, wall time, the
 // child's CPU (process.cpuUsage over IPC), client-side latencies, and the CPU of the store behind
 // it when there is one (redis-server). Totals add up over rounds.
-import { drive, type EnvoyLikeClient, type Flow, type RequestCase } from "./envoy-client";
+import { drive, driveAtRate, type EnvoyLikeClient, type Flow, type RequestCase } from "./envoy-client";
 import type { ServerChild } from "./child";
 
 export interface Server {
@@ -25,10 +25,15 @@ export interface Measured {
 
 export const emptyMeasured = (): Measured => ({ requests: 0, wallMs: 0, cpuUs: 0, storeCpuUs: 0, latencies: [], bodyReplies: [] });
 
-export async function measure(server: Server, flow: Flow, c: RequestCase, count: number, concurrency: number, into: Measured): Promise<void> {
+/** Closed loop with this many requests in flight, or open loop at a fixed rate. */
+export type Load = number | { perSecond: number };
+
+export const loadLabel = (load: Load): string => (typeof load === "number" ? `${load} in flight` : `${load.perSecond}/s open loop`);
+
+export async function measure(server: Server, flow: Flow, c: RequestCase, count: number, load: Load, into: Measured): Promise<void> {
   const store0 = await server.storeCpuUs?.();
   const cpu0 = await server.child.cpu();
-  const r = await drive(server.client, flow, c, count, concurrency);
+  const r = typeof load === "number" ? await drive(server.client, flow, c, count, load) : await driveAtRate(server.client, flow, c, count, load.perSecond);
   const cpu1 = await server.child.cpu();
   const store1 = await server.storeCpuUs?.();
   into.requests += r.requests;

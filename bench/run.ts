@@ -1,11 +1,13 @@
 // `npm run bench`: the service against a do-nothing ext_proc server on the same grpc-js stack, both
 // in child processes (their CPU measured with process.cpuUsage() over IPC), driven by the same
-// Envoy-like streams from this process. Then quota admission: the service with a limits rule kept
-// in memory and in Redis. Prints markdown tables and writes bench/results/latest.md.
+// Envoy-like streams from this process. Then quota admission (the service with a limits rule kept
+// in memory and in Redis) and response-cache hits (memory and Redis). Prints markdown tables and
+// writes bench/results/latest.md.
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { measureAdmission, printAdmission } from "./admission";
+import { measureCacheHits, primeCache, printCacheHits } from "./cache-hit";
 import { chatBody } from "./body";
 import { checkService } from "./check-service";
 import { measureDecisions } from "./decision";
@@ -55,6 +57,16 @@ const ADMISSION_ROUNDS = 8;
 /** Requests per server per round, at CONCURRENCY and at one in flight. */
 const ADMISSION_COUNT = 1000;
 const ADMISSION_COUNT_ONE = 250;
+/**
+ * The open-loop rate for the admission target: about a third of what one stream at a time
+ * completes here, so the machine has idle cores and the p99 shows the store, not the run queue.
+ */
+const ADMISSION_RATE = 150;
+const ADMISSION_COUNT_RATE = 450;
+
+/** Cache hits: rounds and requests per server per round. */
+const CACHE_ROUNDS = 4;
+const CACHE_COUNT = 3000;
 
 const TARGET_RATIO_1KIB = 1.5;
 /** The routing decision's share of a request's CPU (issue: under 5 % with a 50-target policy). */
@@ -99,12 +111,18 @@ async function main(): Promise<void> {
   const redis = await BenchRedis.connect();
   if (typeof redis === "string") console.error(`Redis row skipped: ${redis}`);
   const children = [new ServerChild("service", "server-service.js"), new ServerChild("do-nothing", "server-noop.js"), new ServerChild("rule in memory", "server-service.js", ["--limits"])];
-  if (typeof redis !== "string") children.push(new ServerChild("rule in Redis", "server-service.js", ["--limits", "--redis-url", redis.url, "--redis-prefix", redis.prefix]));
+  const redisArgs = typeof redis === "string" ? undefined : ["--redis-url", redis.url, "--redis-prefix", redis.prefix];
+  if (redisArgs !== undefined) children.push(new ServerChild("rule in Redis", "server-service.js", ["--limits", ...redisArgs]));
+  const cacheChildren = [new ServerChild("cache in memory", "server-service.js", ["--cache"])];
+  if (redisArgs !== undefined) cacheChildren.push(new ServerChild("cache in Redis", "server-service.js", ["--cache", ...redisArgs]));
+  children.push(...cacheChildren);
   const servers: Server[] = [];
   try {
     for (const child of children) servers.push(await serve(child));
-    const [service, noop, memory, inRedis] = servers as [Server, Server, Server, Server | undefined];
-    if (inRedis !== undefined && typeof redis !== "string") inRedis.storeCpuUs = () => redis.cpuUs();
+    const [service, noop, memory] = servers as [Server, Server, Server];
+    const inRedis = servers.find((s) => s.name === "rule in Redis");
+    const cached = servers.filter((s) => cacheChildren.some((c) => c.name === s.name));
+    if (typeof redis !== "string") for (const s of [inRedis, cached[1]]) if (s !== undefined) s.storeCpuUs = () => redis.cpuUs();
 
     // The service answers correctly for every case. Its routing decision for each case becomes the
     // template both clients use where they need one (upstream-only streams; the do-nothing
@@ -122,10 +140,11 @@ async function main(): Promise<void> {
     };
 
     const small = caseOf({ bytes: KiB });
+    for (const s of cached) await primeCache(s.client, small);
     for (const s of servers) {
       useTemplate(small);
-      await driveFor(s.client, "both", small, WARMUP_MS, CONCURRENCY);
-      if (s === memory || s === inRedis) continue;
+      await driveFor(s.client, cached.includes(s) ? "cache-hit" : "both", small, WARMUP_MS, CONCURRENCY);
+      if (s !== service && s !== noop) continue;
       for (const w of SCENARIOS) {
         useTemplate(caseOf(w));
         await drive(s.client, w.flow, caseOf(w), Math.min(200, Math.ceil(w.count / 15)), CONCURRENCY);
@@ -152,11 +171,20 @@ async function main(): Promise<void> {
     useTemplate(small);
     const admissionServers = { none: service, memory, redis: inRedis };
     const admission = [
-      // At the bench's concurrency (the target), then alone: the store's own round trip.
+      // Open loop (the target), at the bench's concurrency, then alone: the store's own round trip.
+      await measureAdmission(admissionServers, small, scaled(ADMISSION_COUNT_RATE), ADMISSION_ROUNDS, { perSecond: ADMISSION_RATE }),
       await measureAdmission(admissionServers, small, scaled(ADMISSION_COUNT), ADMISSION_ROUNDS, CONCURRENCY),
       await measureAdmission(admissionServers, small, scaled(ADMISSION_COUNT_ONE), ADMISSION_ROUNDS, 1),
     ];
     console.error("  done: quota admission");
+    const hits = await measureCacheHits(
+      [{ name: "do-nothing (same two messages)", server: noop }, ...cached.map((server) => ({ name: server.name, server }))],
+      small,
+      scaled(CACHE_COUNT),
+      CACHE_ROUNDS,
+      CONCURRENCY,
+    );
+    console.error("  done: cache hits");
     if (inRedis !== undefined && typeof redis !== "string" && (await redis.keys()).length === 0) {
       throw new Error("the Redis-backed service wrote no keys: its rows did not measure Redis");
     }
@@ -172,6 +200,13 @@ async function main(): Promise<void> {
     );
     print();
     printAdmission(admission, typeof redis === "string" ? redis : undefined, print);
+
+    print();
+    print(
+      `Response-cache hits: the router phase answers request_body with the stored answer (an ImmediateResponse: ${small.answer.chunks.reduce((n, ch) => n + ch.length, 0)} bytes of JSON), no upstream phase; a 1 KiB chat request, ${CONCURRENCY} in flight, ${CACHE_ROUNDS} rounds taking turns. The do-nothing server gets the same request headers and body and continues.`,
+    );
+    print();
+    printCacheHits(hits, "do-nothing (same two messages)", results.get(SCENARIOS[0]!.name) && cpuPerRequest(results.get(SCENARIOS[0]!.name)!.service), print);
 
     mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
     writeFileSync(RESULTS_FILE, `${out.join("\n")}\n`);

@@ -1,7 +1,8 @@
 // Bench child: the real service (src/service.ts) on 127.0.0.1:0 with the example policy.
 // `--limits` adds a quota rule for the bench's consumer (so that every request is admitted against
-// the store, one call per request); `--redis-url URL --redis-prefix P` keeps quotas in Redis
-// instead of this process's memory.
+// the store, one call per request); `--cache` gives the bench's route a response cache;
+// `--redis-url URL --redis-prefix P` keeps quotas and cached answers in Redis instead of this
+// process's memory.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -40,10 +41,18 @@ const BENCH_LIMITS = {
   ],
 };
 
+/** The route the bench's chat requests match (see UPSTREAM_CLUSTER in envoy-client.ts). */
+const BENCH_ROUTE = "smart";
+
 async function main(): Promise<void> {
-  const { values: args } = parseArgs({ options: { limits: { type: "boolean" }, "redis-url": { type: "string" }, "redis-prefix": { type: "string" } } });
+  const { values: args } = parseArgs({ options: { limits: { type: "boolean" }, cache: { type: "boolean" }, "redis-url": { type: "string" }, "redis-prefix": { type: "string" } } });
   // The example reads Azure's key from a file; the bench copy reads it from the environment.
-  const policy = JSON.parse(readFileSync(EXAMPLE_POLICY, "utf8")) as { providers: Record<string, Record<string, unknown>>; targets: Record<string, Record<string, unknown>>; limits?: unknown };
+  const policy = JSON.parse(readFileSync(EXAMPLE_POLICY, "utf8")) as {
+    providers: Record<string, Record<string, unknown>>;
+    targets: Record<string, Record<string, unknown>>;
+    routes: Array<Record<string, unknown>>;
+    limits?: unknown;
+  };
   const azure = policy.providers.azure;
   if (azure === undefined) throw new Error(`${EXAMPLE_POLICY} has no provider "azure"`);
   azure.credential = { env: "AZURE_BENCH_KEY" };
@@ -52,6 +61,12 @@ async function main(): Promise<void> {
   // and the decision on its common path (byte estimate, no tokenizer).
   for (const t of Object.values(policy.targets)) t.contextWindow = 2_000_000;
   if (args.limits) policy.limits = BENCH_LIMITS;
+  if (args.cache) {
+    const route = policy.routes.find((r) => r.name === BENCH_ROUTE);
+    if (route === undefined) throw new Error(`${EXAMPLE_POLICY} has no route "${BENCH_ROUTE}"`);
+    // Shared by every consumer: the bench measures a hit, not who may see it.
+    route.cache = { ttl: "1h", scope: "all" };
+  }
   const dir = mkdtempSync(path.join(tmpdir(), "llm-router-bench-"));
   const policyFile = path.join(dir, "policy.json");
   writeFileSync(policyFile, JSON.stringify(policy));
