@@ -11,6 +11,7 @@ import { ContextSigner } from "./context/routing-context";
 import { loadExtProcService } from "./extproc/proto";
 import { serveStream, type ProcessCall } from "./extproc/stream";
 import type { StreamProcessor } from "./extproc/messages";
+import { GatewayMetrics } from "./metrics/metrics";
 import { PHASE_METADATA_KEY } from "./phases/gateway-headers";
 import type { PhaseDeps } from "./phases/phase-deps";
 import { TargetObservations } from "./routing/observations";
@@ -60,6 +61,7 @@ export interface RunningService {
   quota: QuotaGate;
   cache: ResponseCache;
   observations: TargetObservations;
+  metrics: GatewayMetrics;
   /** Undefined without Redis or with observationsSyncMs 0. */
   exchange: ObservationExchange | undefined;
   /** Stops accepting, lets open streams finish within graceMs, then cancels the rest. */
@@ -75,6 +77,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const { log } = opts;
   const policy = PolicyStore.open(opts.policyFile, log, opts.env);
   if (opts.watchPolicy) policy.watch();
+  const metrics = new GatewayMetrics();
+  metrics.policyLoaded(policy.current.hash);
+  policy.onReload((r) => {
+    metrics.policyReloaded(!r.ok ? "rejected" : r.changed ? "applied" : "unchanged");
+    if (r.ok && r.changed) metrics.policyLoaded(r.policy.hash);
+  });
   const signer = new ContextSigner(opts.hmacKeys, opts.contextMaxAgeMs);
   const observations = new TargetObservations(() => policy.current.cooldown);
   let redis: ReturnType<typeof createRedisClient> | undefined;
@@ -106,14 +114,12 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   server.addService(loadExtProcService(), {
     Process: (call: ProcessCall) => {
       const phase = call.metadata.get(PHASE_METADATA_KEY)[0]?.toString() ?? "router";
-      let processor: StreamProcessor;
-      if (phase === "router") processor = new RouterPhase(deps);
-      else if (phase === "upstream") processor = new UpstreamPhase(deps);
-      else {
+      if (phase !== "router" && phase !== "upstream") {
         call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details: `unknown ${PHASE_METADATA_KEY}` });
         return;
       }
-      serveStream(call, phase, processor, log);
+      const processor: StreamProcessor = phase === "router" ? new RouterPhase(deps) : new UpstreamPhase(deps);
+      serveStream(call, phase, processor, log, metrics.stream(phase));
     },
   });
   const health = new HealthImplementation({ "": "SERVING", [EXT_PROC_SERVICE_NAME]: "SERVING" });
@@ -125,7 +131,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
 
   let admin: http.Server | undefined;
   if (opts.adminListen !== undefined) {
-    admin = await startAdminServer(opts.adminListen, { ready: () => !draining, policyHash: () => policy.current.hash });
+    admin = await startAdminServer(opts.adminListen, { ready: () => !draining, policyHash: () => policy.current.hash, metrics: () => metrics.text() });
   }
   log.info({ grpc: opts.grpcListen, grpcPort, admin: opts.adminListen, policyHash: policy.current.hash }, "llm-router serving");
 
@@ -137,6 +143,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     cache,
     observations,
     exchange,
+    metrics,
     async shutdown(graceMs: number) {
       draining = true;
       health.setStatus("", "NOT_SERVING");

@@ -1,11 +1,12 @@
-// HTTP admin endpoint: /healthz (process alive), /readyz (serving, not draining). /metrics joins it
-// with the observability work.
+// HTTP admin endpoint: /healthz (process alive), /readyz (serving, not draining), /metrics
+// (Prometheus text exposition).
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 
 export interface AdminState {
   ready(): boolean;
   policyHash(): string;
+  metrics?(): Promise<{ contentType: string; body: string }>;
 }
 
 export function startAdminServer(listen: string, state: AdminState): Promise<http.Server> {
@@ -17,6 +18,11 @@ export function startAdminServer(listen: string, state: AdminState): Promise<htt
     }
     if (url === "/healthz") {
       res.writeHead(200, { "content-type": "text/plain" }).end("ok\n");
+    } else if (url === "/metrics" && state.metrics !== undefined) {
+      state.metrics().then(
+        ({ contentType, body }) => res.writeHead(200, { "content-type": contentType }).end(req.method === "HEAD" ? undefined : body),
+        () => res.writeHead(500, { "content-type": "text/plain" }).end("metrics unavailable\n"),
+      );
     } else if (url === "/readyz") {
       const ready = state.ready();
       res.writeHead(ready ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify({ ready, policyHash: state.policyHash() }) + "\n");

@@ -2,20 +2,24 @@
 // one reply, in order, even when a reply is computed asynchronously. Anything wrong with one stream
 // (malformed message, unexpected order, a bug) ends that stream with a gRPC error; Envoy then
 // answers that one client (500, since failure_mode_allow is false) and other streams are untouched.
+import { performance } from "node:perf_hooks";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "pino";
+import type { StreamMetrics } from "../metrics/metrics";
 import { decodeRequest, encodeReply, encodeTimeoutOverride, MalformedMessage, type ProtoProcessingRequest } from "./codec";
 import { ProtocolError, type ExtProcMessage, type PhaseReply, type StreamControl, type StreamOutcome, type StreamProcessor } from "./messages";
 
 export type ProcessCall = grpc.ServerDuplexStream<ProtoProcessingRequest, object>;
 
-export function serveStream(call: ProcessCall, phase: string, processor: StreamProcessor, log: Logger): void {
+export function serveStream(call: ProcessCall, phase: string, processor: StreamProcessor, log: Logger, metrics?: StreamMetrics): void {
   let queue: Promise<void> | undefined;
   let finished = false;
+  metrics?.opened();
 
   const finish = (outcome: StreamOutcome, status?: { code: grpc.status; details: string }) => {
     if (finished) return;
     finished = true;
+    metrics?.ended(outcome);
     try {
       processor.close?.(outcome);
     } catch (err) {
@@ -39,9 +43,11 @@ export function serveStream(call: ProcessCall, phase: string, processor: StreamP
     }
   };
 
-  const write = (message: ExtProcMessage, reply: PhaseReply) => {
+  /** `received`: when the message arrived (performance.now()), for the answer-time histogram. */
+  const write = (message: ExtProcMessage, reply: PhaseReply, received: number) => {
     if (finished) return;
     call.write(encodeReply(message.kind, reply));
+    metrics?.answered(message.kind, (performance.now() - received) / 1000);
   };
 
   const control: StreamControl = {
@@ -50,7 +56,7 @@ export function serveStream(call: ProcessCall, phase: string, processor: StreamP
     },
   };
 
-  const process = (raw: ProtoProcessingRequest): void | Promise<void> => {
+  const process = (raw: ProtoProcessingRequest, received: number): void | Promise<void> => {
     if (finished) return;
     let message: ExtProcMessage;
     let reply: PhaseReply | Promise<PhaseReply>;
@@ -61,15 +67,16 @@ export function serveStream(call: ProcessCall, phase: string, processor: StreamP
       fail(err);
       return;
     }
-    if (reply instanceof Promise) return reply.then((r) => write(message, r), fail);
-    write(message, reply);
+    if (reply instanceof Promise) return reply.then((r) => write(message, r, received), fail);
+    write(message, reply, received);
   };
 
   // Replies are written as soon as they are ready; an asynchronous reply makes later messages wait
   // behind it so that the order of replies is the order of messages.
   call.on("data", (raw: ProtoProcessingRequest) => {
     if (finished) return;
-    const run = queue ? queue.then(() => process(raw)) : process(raw);
+    const received = performance.now();
+    const run = queue ? queue.then(() => process(raw, received)) : process(raw, received);
     if (!run) return;
     const q: Promise<void> = run.finally(() => {
       if (queue === q) queue = undefined;

@@ -1,0 +1,109 @@
+// Every Prometheus metric of the process, on its own prom-client registry (served at /metrics on
+// the admin port; README "Metrics" lists them). Two families:
+// - the router's own, under `llm_router_`;
+// - (with request accounting) the OpenTelemetry GenAI instruments in the form OTel's Prometheus
+//   exporters give them, so dashboards built for those keep working.
+//
+// Labels are bounded: phases, message kinds and outcomes are fixed sets; route, target and model
+// values come from the policy, and anything else becomes "unknown" (see `bounded`). The hot path
+// observes through pre-resolved children (prom-client's labels() hashes the label values on every
+// call otherwise).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export const PREFIX = "llm_router_";
+
+/**
+ * Time the service takes to answer one ext_proc message, seconds. Envoy holds the request for it,
+ * so this is the gateway's added latency per message. Most answers take tens of microseconds;
+ * admissions wait for Redis (sub-millisecond to the command timeout) and coalesced cache misses
+ * wait for another request's answer (seconds), hence buckets from 25 µs to 30 s.
+ */
+const MESSAGE_BUCKETS = [0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30];
+
+export const STREAM_ENDS = ["ok", "cancelled", "error"] as const;
+export type StreamEnd = (typeof STREAM_ENDS)[number];
+
+export const PHASES = ["router", "upstream"] as const;
+export type Phase = (typeof PHASES)[number];
+
+export const MESSAGE_KINDS = ["request_headers", "request_body", "request_trailers", "response_headers", "response_body", "response_trailers"] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
+
+export const RELOAD_RESULTS = ["applied", "unchanged", "rejected"] as const;
+export type ReloadResultLabel = (typeof RELOAD_RESULTS)[number];
+
+/** `value` if it is one of `allowed`, else "unknown": a label never takes a value a client made up. */
+export function bounded<T extends string>(value: string | undefined, allowed: ReadonlySet<string> | readonly T[]): string {
+  if (value === undefined) return "unknown";
+  const has = Array.isArray(allowed) ? (allowed as readonly string[]).includes(value) : (allowed as ReadonlySet<string>).has(value);
+  return has ? value : "unknown";
+}
+
+/** What one phase's stream loop records: per-message answer time, and streams opened and ended. */
+export interface StreamMetrics {
+  opened(): void;
+  answered(kind: MessageKind, seconds: number): void;
+  ended(end: StreamEnd): void;
+}
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly #streams: Counter<"phase" | "end">;
+  readonly #active: Gauge<"phase">;
+  readonly #answer: Histogram<"phase" | "message">;
+  readonly #reloads: Counter<"result">;
+  readonly #policyInfo: Gauge<"hash">;
+  readonly #streamMetrics = new Map<Phase, StreamMetrics>();
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.#streams = new Counter({ name: `${PREFIX}ext_proc_streams_total`, help: "ext_proc streams that ended, by phase and how: ok (Envoy half-closed), cancelled (Envoy or the client went away), error (the service ended it with a gRPC error)", labelNames: ["phase", "end"], registers });
+    this.#active = new Gauge({ name: `${PREFIX}ext_proc_streams_active`, help: "ext_proc streams open now, by phase (router phase: requests in flight)", labelNames: ["phase"], registers });
+    this.#answer = new Histogram({ name: `${PREFIX}ext_proc_message_duration_seconds`, help: "Time from receiving an ext_proc message to writing its reply (Redis and cache waits included), by phase and message", labelNames: ["phase", "message"], buckets: MESSAGE_BUCKETS, registers });
+    this.#reloads = new Counter({ name: `${PREFIX}policy_reloads_total`, help: "Policy reloads by result: applied (a new policy is live), unchanged (same content), rejected (invalid; the last good policy stays)", labelNames: ["result"], registers });
+    this.#policyInfo = new Gauge({ name: `${PREFIX}policy_info`, help: "The live policy: 1 for its content hash", labelNames: ["hash"], registers });
+    for (const phase of PHASES) {
+      // Every series exists from the start (at 0), so rate() and alerts see the first event.
+      for (const end of STREAM_ENDS) this.#streams.labels(phase, end).inc(0);
+      this.#active.labels(phase).set(0);
+    }
+    for (const result of RELOAD_RESULTS) this.#reloads.labels(result).inc(0);
+    // Node's process metrics under their usual names (process_*, nodejs_*), as Node dashboards expect.
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The stream loop's hooks for one phase (children resolved once). */
+  stream(phase: Phase): StreamMetrics {
+    let m = this.#streamMetrics.get(phase);
+    if (m === undefined) {
+      const active = this.#active.labels(phase);
+      const ends = new Map(STREAM_ENDS.map((e) => [e, this.#streams.labels(phase, e)]));
+      const answers = new Map(MESSAGE_KINDS.map((k) => [k, this.#answer.labels(phase, k)]));
+      m = {
+        opened: () => active.inc(),
+        answered: (kind, seconds) => answers.get(kind)?.observe(seconds),
+        ended: (end) => {
+          active.dec();
+          ends.get(end)?.inc();
+        },
+      };
+      this.#streamMetrics.set(phase, m);
+    }
+    return m;
+  }
+
+  policyReloaded(result: ReloadResultLabel): void {
+    this.#reloads.labels(result).inc();
+  }
+
+  /** The live policy's hash (the previous one's series is removed). */
+  policyLoaded(hash: string): void {
+    this.#policyInfo.reset();
+    this.#policyInfo.labels(hash).set(1);
+  }
+
+  /** The exposition, for /metrics. */
+  async text(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
