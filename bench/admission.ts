@@ -9,7 +9,7 @@
 // which separates the store's own round trip from queueing). The p99 difference is also given per round (the two stores measured
 // minutes apart would differ by the machine's drift): their spread shows how much of the
 // difference is noise.
-import { emptyMeasured, fmt, loadLabel, measure, mergeMeasured, percentile, cpuPerRequest, type Load, type Measured, type Server } from "./measure";
+import { fmt, loadLabel, measureInTurns, mergeMeasured, percentile, cpuPerRequest, type Load, type Measured, type Server } from "./measure";
 import type { RequestCase } from "./envoy-client";
 
 /** Target: Redis-backed admission adds at most this much p99 over the in-memory store. */
@@ -35,20 +35,20 @@ export interface AdmissionRun {
 }
 
 export async function measureAdmission(servers: AdmissionServers, c: RequestCase, count: number, rounds: number, load: Load): Promise<AdmissionRun> {
-  const rows: Row[] = [
-    { store: "none (no rule applies)", server: servers.none, rounds: [] },
-    { store: "memory", server: servers.memory, rounds: [] },
+  const stores: Array<{ store: string; server: Server }> = [
+    { store: "none (no rule applies)", server: servers.none },
+    { store: "memory", server: servers.memory },
   ];
-  if (servers.redis !== undefined) rows.push({ store: "Redis", server: servers.redis, rounds: [] });
-  for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < rows.length; k++) {
-      const row = rows[(round + k) % rows.length]!;
-      const batch = emptyMeasured();
-      await measure(row.server, "both", c, count, load, batch);
-      row.rounds.push(batch);
-    }
-  }
-  return { load, rows };
+  if (servers.redis !== undefined) stores.push({ store: "Redis", server: servers.redis });
+  const batches = await measureInTurns(
+    stores.map((s) => s.server),
+    "both",
+    c,
+    count,
+    rounds,
+    load,
+  );
+  return { load, rows: stores.map((s, i) => ({ ...s, rounds: batches[i]! })) };
 }
 
 const p99 = (m: Measured) => percentile(m.bodyReplies, 99);

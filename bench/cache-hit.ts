@@ -6,7 +6,7 @@
 import { immediateJson } from "../test/support/ext-proc-client";
 import { CACHE_HEADER } from "../src/phases/gateway-headers";
 import type { EnvoyLikeClient, RequestCase } from "./envoy-client";
-import { cpuPerRequest, emptyMeasured, fmt, measure, mergeMeasured, percentile, type Measured, type Server } from "./measure";
+import { cpuPerRequest, fmt, measureInTurns, mergeMeasured, percentile, type Measured, type Server } from "./measure";
 
 /**
  * Stores one answer (a full request, the miss) then checks that the next identical request is a
@@ -30,16 +30,15 @@ export interface CacheHitRow {
 
 /** Rows take turns, the first one changing every round. */
 export async function measureCacheHits(rows: Array<{ name: string; server: Server }>, c: RequestCase, count: number, rounds: number, concurrency: number): Promise<CacheHitRow[]> {
-  const out = rows.map((r) => ({ ...r, batches: [] as Measured[] }));
-  for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < out.length; k++) {
-      const row = out[(round + k) % out.length]!;
-      const batch = emptyMeasured();
-      await measure(row.server, "cache-hit", c, count, concurrency, batch);
-      row.batches.push(batch);
-    }
-  }
-  return out.map(({ name, server, batches }) => ({ name, server, measured: mergeMeasured(batches) }));
+  const batches = await measureInTurns(
+    rows.map((r) => r.server),
+    "cache-hit",
+    c,
+    count,
+    rounds,
+    concurrency,
+  );
+  return rows.map(({ name, server }, i) => ({ name, server, measured: mergeMeasured(batches[i]!) }));
 }
 
 /** `baseline` names the do-nothing row; `missCpuUs` is the service's CPU for a whole request (a miss, both phases). */

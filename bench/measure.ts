@@ -30,7 +30,7 @@ export type Load = number | { perSecond: number };
 
 export const loadLabel = (load: Load): string => (typeof load === "number" ? `${load} in flight` : `${load.perSecond}/s open loop`);
 
-export async function measure(server: Server, flow: Flow, c: RequestCase, count: number, load: Load, into: Measured): Promise<void> {
+async function measure(server: Server, flow: Flow, c: RequestCase, count: number, load: Load, into: Measured): Promise<void> {
   const store0 = await server.storeCpuUs?.();
   const cpu0 = await server.child.cpu();
   const r = typeof load === "number" ? await drive(server.client, flow, c, count, load) : await driveAtRate(server.client, flow, c, count, load.perSecond);
@@ -43,6 +43,24 @@ export async function measure(server: Server, flow: Flow, c: RequestCase, count:
   // Loops, not push(...spread): a spread of 10^4+ arguments can overflow the stack.
   for (const l of r.timings.request) into.latencies.push(l);
   for (const l of r.timings.bodyReply ?? []) into.bodyReplies.push(l);
+}
+
+/**
+ * `rounds` rounds in which every server measures one batch of `count` requests, the first server
+ * changing every round (so none always runs first or right after another); the batches per server,
+ * in the order given.
+ */
+export async function measureInTurns(servers: readonly Server[], flow: Flow, c: RequestCase, count: number, rounds: number, load: Load): Promise<Measured[][]> {
+  const batches = servers.map((): Measured[] => []);
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < servers.length; k++) {
+      const i = (round + k) % servers.length;
+      const batch = emptyMeasured();
+      await measure(servers[i]!, flow, c, count, load, batch);
+      batches[i]!.push(batch);
+    }
+  }
+  return batches;
 }
 
 /** The totals of several batches. */

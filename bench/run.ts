@@ -12,7 +12,7 @@ import { chatBody } from "./body";
 import { checkService } from "./check-service";
 import { measureDecisions } from "./decision";
 import { drive, driveFor, EnvoyLikeClient, type Flow, type RequestCase, type Routing } from "./envoy-client";
-import { cpuPerRequest, emptyMeasured, fmt, measure, percentile, type Measured, type Server } from "./measure";
+import { cpuPerRequest, fmt, measureInTurns, mergeMeasured, percentile, type Measured, type Server } from "./measure";
 import { BenchRedis } from "./redis";
 import { jsonAnswer, sseAnswer } from "./response";
 import { ServerChild } from "./child";
@@ -153,18 +153,10 @@ async function main(): Promise<void> {
 
     const results = new Map<string, { service: Measured; noop: Measured }>();
     for (const s of SCENARIOS) {
-      const r = { service: emptyMeasured(), noop: emptyMeasured() };
       const c = caseOf(s);
       useTemplate(c);
-      for (let round = 0; round < ROUNDS; round++) {
-        const order: Array<[Server, Measured]> = [
-          [noop, r.noop],
-          [service, r.service],
-        ];
-        if (round % 2 === 1) order.reverse();
-        for (const [server, into] of order) await measure(server, s.flow, c, scaled(s.count), CONCURRENCY, into);
-      }
-      results.set(s.name, r);
+      const [noopBatches, serviceBatches] = await measureInTurns([noop, service], s.flow, c, scaled(s.count), ROUNDS, CONCURRENCY);
+      results.set(s.name, { service: mergeMeasured(serviceBatches!), noop: mergeMeasured(noopBatches!) });
       console.error(`  done: ${s.name}`);
     }
 

@@ -68,20 +68,23 @@ describeWithRedis("shared observations on Redis", (redis) => {
     for (const c of clients) c.disconnect();
   });
 
-  /** Two replicas on one key prefix; exchanges run by hand (interval far away) unless started. */
+  /** One replica on its own connection, reporting to Redis (closed after the suite). */
+  async function replica(prefix: string, replicaId: string, intervalMs: number, commandTimeoutMs = 5000) {
+    const client = createRedisClient({ url: redis.url, commandTimeoutMs });
+    clients.push(client);
+    await redisReady(client, 5000);
+    const obs = new TargetObservations(() => settings);
+    const ex = new ObservationExchange({ redis: client, keyPrefix: prefix, observations: obs, intervalMs, log: silent, replicaId });
+    obs.share(ex);
+    exchanges.push(ex);
+    return { obs, ex, client };
+  }
+
+  /** `count` replicas on one key prefix; exchanges run by hand (interval far away) unless started. */
   async function replicas(count: number, intervalMs = 60_000) {
     const prefix = redis.prefix();
     const out: Array<{ obs: TargetObservations; ex: ObservationExchange }> = [];
-    for (let i = 0; i < count; i++) {
-      const client = createRedisClient({ url: redis.url, commandTimeoutMs: 5000 });
-      clients.push(client);
-      await redisReady(client, 5000);
-      const obs = new TargetObservations(() => settings);
-      const ex = new ObservationExchange({ redis: client, keyPrefix: prefix, observations: obs, intervalMs, log: silent, replicaId: `r${i}` });
-      obs.share(ex);
-      exchanges.push(ex);
-      out.push({ obs, ex });
-    }
+    for (let i = 0; i < count; i++) out.push(await replica(prefix, `r${i}`, intervalMs));
     return out;
   }
 
@@ -160,25 +163,13 @@ describeWithRedis("shared observations on Redis", (redis) => {
 
   it("without Redis a replica keeps its own view, drops the others' stale figures and keeps learnt cooldowns", async () => {
     const prefix = redis.prefix();
-    const good = createRedisClient({ url: redis.url, commandTimeoutMs: 5000 });
-    clients.push(good);
-    await redisReady(good, 5000);
-    const peer = new TargetObservations(() => settings);
-    const peerEx = new ObservationExchange({ redis: good, keyPrefix: prefix, observations: peer, intervalMs: 60_000, log: silent, replicaId: "peer" });
-    peer.share(peerEx);
-    exchanges.push(peerEx);
+    const { obs: peer, ex: peerEx } = await replica(prefix, "peer", 60_000);
     peer.attemptStarted("t");
     peer.responded("u", { status: 429, latencyMs: 1, retryAfterMs: 60_000 });
     await settle();
     await peerEx.exchange();
 
-    const client = createRedisClient({ url: redis.url, commandTimeoutMs: 300 });
-    clients.push(client);
-    await redisReady(client, 5000);
-    const obs = new TargetObservations(() => settings);
-    const ex = new ObservationExchange({ redis: client, keyPrefix: prefix, observations: obs, intervalMs: 50, log: silent, replicaId: "me" });
-    obs.share(ex);
-    exchanges.push(ex);
+    const { obs, ex, client } = await replica(prefix, "me", 50, 300);
     await ex.exchange();
     assert.equal(obs.stats("t").inFlight, 1);
     assert.ok(obs.stats("u").cooldownUntil !== undefined);

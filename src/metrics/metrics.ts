@@ -1,14 +1,14 @@
 // Every Prometheus metric of the process, on its own prom-client registry (served at /metrics on
-// the admin port; README "Metrics" lists them). Two families:
-// - the router's own, under `llm_router_`;
-// - (with request accounting) the OpenTelemetry GenAI instruments in the form OTel's Prometheus
-//   exporters give them, so dashboards built for those keep working.
+// the admin port; README "Metrics" lists them): the router's own, under `llm_router_`, and Node's
+// process metrics. (The OpenTelemetry GenAI instruments, in the form OTel's Prometheus exporters
+// give them, join with request accounting.)
 //
-// Labels are bounded: phases, message kinds and outcomes are fixed sets; route, target and model
-// values come from the policy, and anything else becomes "unknown" (see `bounded`). The hot path
+// Labels are bounded: phases, message kinds and outcomes are fixed sets (route, target and model
+// values, with request metrics, will come from the policy only). The hot path
 // observes through pre-resolved children (prom-client's labels() hashes the label values on every
 // call otherwise).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import type { ExtProcMessage, StreamOutcome } from "../extproc/messages";
 
 export const PREFIX = "llm_router_";
 
@@ -20,30 +20,22 @@ export const PREFIX = "llm_router_";
  */
 const MESSAGE_BUCKETS = [0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5, 30];
 
-export const STREAM_ENDS = ["ok", "cancelled", "error"] as const;
-export type StreamEnd = (typeof STREAM_ENDS)[number];
+const STREAM_ENDS: readonly StreamOutcome[] = ["ok", "cancelled", "error"];
 
 export const PHASES = ["router", "upstream"] as const;
 export type Phase = (typeof PHASES)[number];
 
-export const MESSAGE_KINDS = ["request_headers", "request_body", "request_trailers", "response_headers", "response_body", "response_trailers"] as const;
-export type MessageKind = (typeof MESSAGE_KINDS)[number];
+type MessageKind = ExtProcMessage["kind"];
+const MESSAGE_KINDS: readonly MessageKind[] = ["request_headers", "request_body", "request_trailers", "response_headers", "response_body", "response_trailers"];
 
-export const RELOAD_RESULTS = ["applied", "unchanged", "rejected"] as const;
+const RELOAD_RESULTS = ["applied", "unchanged", "rejected"] as const;
 export type ReloadResultLabel = (typeof RELOAD_RESULTS)[number];
-
-/** `value` if it is one of `allowed`, else "unknown": a label never takes a value a client made up. */
-export function bounded<T extends string>(value: string | undefined, allowed: ReadonlySet<string> | readonly T[]): string {
-  if (value === undefined) return "unknown";
-  const has = Array.isArray(allowed) ? (allowed as readonly string[]).includes(value) : (allowed as ReadonlySet<string>).has(value);
-  return has ? value : "unknown";
-}
 
 /** What one phase's stream loop records: per-message answer time, and streams opened and ended. */
 export interface StreamMetrics {
   opened(): void;
   answered(kind: MessageKind, seconds: number): void;
-  ended(end: StreamEnd): void;
+  ended(end: StreamOutcome): void;
 }
 
 export class GatewayMetrics {

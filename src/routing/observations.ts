@@ -126,7 +126,7 @@ export class TargetObservations {
     return known <= now;
   }
 
-  /** This replica's own view per target, for the other replicas. */
+  /** This replica's own view per target, for the other replicas (called once per exchange, which is also when ended shared cooldowns are forgotten). */
   snapshot(): LocalSnapshot {
     const out: LocalSnapshot = {};
     for (const [id, e] of this.#entries) {
