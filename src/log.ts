@@ -1,6 +1,8 @@
 // The process logger (pino, JSON lines). Credentials are never logged on purpose; redaction is the
 // second line of defence should a header map or error ever reach a log call.
 import pino, { type Logger } from "pino";
+import type { AttemptSummary, RequestSummary } from "./phases/request-summary";
+import { isFailureStatus } from "./routing/observations";
 
 export const REDACTED_PATHS = [
   "authorization",
@@ -52,4 +54,49 @@ export class ThrottledErrorLog {
     this.#last = now;
     this.#suppressed = 0;
   }
+}
+
+const ms = (v: number | undefined): number | undefined => (v === undefined ? undefined : Math.round(v * 1000) / 1000);
+
+/**
+ * The one line per request (info): who, which route and targets, how it ended, what it used and
+ * cost, and where the time went. Fields that do not apply are left out. Never a header or a body.
+ */
+export function logRequest(log: Logger, s: RequestSummary): void {
+  const usage = s.usage;
+  const line: Record<string, unknown> = {
+    requestId: s.requestId,
+    consumer: s.consumer?.id,
+    team: s.consumer?.team,
+    route: s.route,
+    operation: s.operation,
+    model: s.requestedModel,
+    target: s.target?.id,
+    firstTarget: s.firstTarget !== undefined && s.firstTarget !== s.target ? s.firstTarget.id : undefined,
+    attempts: s.attempts,
+    status: s.status,
+    outcome: s.outcome,
+    error: s.errorCode,
+    cache: s.cache,
+    stream: s.streaming || undefined,
+    responseModel: s.responseModel,
+    tokens: usage && { input: usage.inputTokens, output: usage.outputTokens, cached: usage.cachedInputTokens, reasoning: usage.reasoningTokens, estimated: !s.usageReported || undefined },
+    costUsd: s.nanoUsd > 0 ? s.nanoUsd / 1e9 : undefined,
+    ttftMs: ms(s.ttftMs),
+    durationMs: ms(s.durationMs),
+    overheadMs: ms(s.overheadMs),
+  };
+  log.info(line, "request");
+}
+
+/**
+ * One line per upstream attempt: info when it failed (Envoy shows the router phase only the last
+ * attempt's answer, so this is where earlier attempts' statuses are seen), debug when it answered.
+ */
+export function logAttempt(log: Logger, a: AttemptSummary): void {
+  const failed = a.status === undefined || isFailureStatus(a.status);
+  if (!failed && !log.isLevelEnabled("debug")) return;
+  const line = { requestId: a.requestId, route: a.route, target: a.target.id, attempt: a.attempt, status: a.status ?? "no response", latencyMs: ms(a.latencyMs), overheadMs: ms(a.overheadMs), cooldown: a.cooldownEntered || undefined };
+  if (failed) log.info(line, "upstream attempt failed");
+  else log.debug(line, "upstream attempt");
 }

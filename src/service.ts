@@ -11,9 +11,12 @@ import { ContextSigner } from "./context/routing-context";
 import { loadExtProcService } from "./extproc/proto";
 import { serveStream, type ProcessCall } from "./extproc/stream";
 import type { StreamProcessor } from "./extproc/messages";
+import { logAttempt, logRequest } from "./log";
+import { UNKNOWN } from "./metrics/labels";
 import { GatewayMetrics } from "./metrics/metrics";
 import { PHASE_METADATA_KEY } from "./phases/gateway-headers";
 import type { PhaseDeps } from "./phases/phase-deps";
+import type { RequestSink } from "./phases/request-summary";
 import { TargetObservations } from "./routing/observations";
 import { ObservationExchange } from "./routing/shared-observations";
 import { RouterPhase } from "./phases/router-phase";
@@ -21,7 +24,7 @@ import { UpstreamPhase } from "./phases/upstream-phase";
 import { PolicyStore } from "./policy/policy-store";
 import { QuotaGate } from "./quota/quota-gate";
 import { RedisQuotaStore } from "./quota/redis-store";
-import { createRedisClient, redisReady } from "./redis/client";
+import { createRedisClient, observeCommands, redisReady } from "./redis/client";
 
 export const EXT_PROC_SERVICE_NAME = "envoy.service.ext_proc.v3.ExternalProcessor";
 
@@ -52,6 +55,8 @@ export interface ServiceOptions {
    * replica. Failures and cooldowns are reported as they happen either way when non-zero.
    */
   observationsSyncMs?: number | undefined;
+  /** When set, the admin port's /debug/* endpoints require it as a bearer token from every address; otherwise they answer loopback only. */
+  adminToken?: string | undefined;
 }
 
 export interface RunningService {
@@ -79,9 +84,13 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   if (opts.watchPolicy) policy.watch();
   const metrics = new GatewayMetrics();
   metrics.policyLoaded(policy.current.hash);
+  metrics.requests.policyLoaded(policy.current);
   policy.onReload((r) => {
     metrics.policyReloaded(!r.ok ? "rejected" : r.changed ? "applied" : "unchanged");
-    if (r.ok && r.changed) metrics.policyLoaded(r.policy.hash);
+    if (r.ok && r.changed) {
+      metrics.policyLoaded(r.policy.hash);
+      metrics.requests.policyLoaded(r.policy);
+    }
   });
   const signer = new ContextSigner(opts.hmacKeys, opts.contextMaxAgeMs);
   const observations = new TargetObservations(() => policy.current.cooldown);
@@ -92,17 +101,31 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   if (opts.redisUrl !== undefined) {
     const keyPrefix = opts.redisKeyPrefix ?? "llmr:";
     redis = createRedisClient({ url: opts.redisUrl, cluster: opts.redisCluster === true, commandTimeoutMs: opts.redisTimeoutMs ?? 200 });
+    observeCommands(redis, (command, seconds, ok) => metrics.requests.redisCommand(command, seconds, ok));
     quotaStore = new RedisQuotaStore({ url: opts.redisUrl, keyPrefix, client: redis });
     cacheStore = new RedisCacheStore(redis, keyPrefix);
     const syncMs = opts.observationsSyncMs ?? DEFAULT_OBSERVATIONS_SYNC_MS;
-    if (syncMs > 0) exchange = new ObservationExchange({ redis, keyPrefix, observations, intervalMs: syncMs, log });
+    // A target id learnt from Redis may come from a replica running another policy version.
+    const onSharedCooldown = (id: string) => metrics.requests.cooldownEntered(policy.current.targets.has(id) ? id : UNKNOWN, "shared");
+    if (syncMs > 0) exchange = new ObservationExchange({ redis, keyPrefix, observations, intervalMs: syncMs, log, onSharedCooldown });
     // Serving starts either way: until Redis answers, each rule follows its failMode and the cache misses.
     await redisReady(redis, 5000).catch((err: Error) => log.error({ err: err.message }, "Redis (quotas, cache) not reachable at start"));
   }
   exchange?.start();
-  const quota = new QuotaGate(quotaStore, log);
+  const quota = new QuotaGate(quotaStore, log, { decided: (rule, decision) => metrics.requests.quotaDecided(rule, decision) });
   const cache = new ResponseCache(cacheStore, log);
-  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random, quota, cache };
+  metrics.requests.cacheStats(cache.stats);
+  const requests: RequestSink = {
+    completed: (s) => {
+      metrics.requests.completed(s);
+      logRequest(log, s);
+    },
+    attempted: (a) => {
+      metrics.requests.attempted(a);
+      logAttempt(log, a);
+    },
+  };
+  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random, quota, cache, requests };
 
   // Raise grpc-js's 4 MiB default: BUFFERED bodies up to Envoy's buffer limit arrive in one message.
   const maxMessage = opts.maxBodyBytes + MESSAGE_OVERHEAD_BYTES;
@@ -131,7 +154,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
 
   let admin: http.Server | undefined;
   if (opts.adminListen !== undefined) {
-    admin = await startAdminServer(opts.adminListen, { ready: () => !draining, policyHash: () => policy.current.hash, metrics: () => metrics.text() });
+    admin = await startAdminServer(opts.adminListen, { ready: () => !draining, policyHash: () => policy.current.hash, metrics: () => metrics.text(), policy: () => policy.current, log, token: opts.adminToken });
   }
   log.info({ grpc: opts.grpcListen, grpcPort, admin: opts.adminListen, policyHash: policy.current.hash }, "llm-router serving");
 

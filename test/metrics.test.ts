@@ -1,10 +1,12 @@
 // /metrics on the admin port: the exposition parses with Prometheus's own parser (promtool), every
 // series of the router's metrics exists from the start, and e2e traffic through the Envoy harness
-// moves the ext_proc stream, message-time and policy metrics as it should.
+// (success, fallback, quota 429, cache hit, streams whole and truncated) moves the stream, request
+// and GenAI metrics, and writes one log line per request, as it should.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
+import pino from "pino";
 import { GatewayMetrics } from "../src/metrics/metrics";
 import { examplePolicy } from "./support/service";
 import { startStack, type Doc, type Stack } from "./support/stack";
@@ -29,7 +31,7 @@ function promtoolFindings(text: string): string[] {
 }
 
 /** Sample values by series (`name{labels}` exactly as exposed). */
-function samples(text: string): Map<string, number> {
+export function samples(text: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (line === "" || line.startsWith("#")) continue;
@@ -37,6 +39,27 @@ function samples(text: string): Map<string, number> {
     out.set(line.slice(0, i), Number(line.slice(i + 1)));
   }
   return out;
+}
+
+/** A series' labels as an object (values never hold `",` in this exposition's label sets). */
+function labelsOf(series: string): Record<string, string> {
+  const open = series.indexOf("{");
+  const out: Record<string, string> = {};
+  if (open === -1) return out;
+  for (const m of series.slice(open + 1, -1).matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) out[m[1]!] = m[2]!;
+  return out;
+}
+
+/** The sum of every sample of `name` whose labels include `want` (any order, other labels free). */
+function sum(all: Map<string, number>, name: string, want: Record<string, string> = {}): number {
+  let total = 0;
+  for (const [series, value] of all) {
+    const open = series.indexOf("{");
+    if ((open === -1 ? series : series.slice(0, open)) !== name) continue;
+    const labels = labelsOf(series);
+    if (Object.entries(want).every(([k, v]) => labels[k] === v)) total += value;
+  }
+  return total;
 }
 
 async function scrape(port: number | undefined): Promise<{ type: string | null; text: string }> {
@@ -117,5 +140,184 @@ describe("/metrics after traffic through the Envoy harness", () => {
     assert.equal(delta('llm_router_policy_reloads_total{result="rejected"}'), 1);
     assert.equal(after.get(`llm_router_policy_info{hash="${s.svc.policy.current.hash}"}`), 1);
     assert.ok(after.has("process_cpu_seconds_total"), "Node process metrics under their usual names");
+  });
+});
+
+describe("request and GenAI metrics, and the request log, after traffic through the Envoy harness", () => {
+  let s: Stack;
+  const lines: Array<Record<string, unknown>> = [];
+  const ALICE = { "content-type": "application/json", authorization: "Bearer sk-demo-alice" };
+  const BOB = { "content-type": "application/json", authorization: "Bearer sk-demo-bob" };
+  const ANTHROPIC_ALICE = { "content-type": "application/json", "x-api-key": "sk-demo-alice", "anthropic-version": "2023-06-01" };
+  const chat = (model: string, extra: object = {}) => JSON.stringify({ model, messages: [{ role: "user", content: "tell me a story" }], ...extra });
+  const post = (body: string, headers: Record<string, string> = ALICE, path = "/v1/chat/completions") => s.envoy.request({ method: "POST", path, headers, body });
+  let before_: Map<string, number>;
+  let after_: Map<string, number>;
+  let text = "";
+  const delta = (name: string, want: Record<string, string> = {}) => sum(after_, name, want) - sum(before_, name, want);
+  const requestLines = () => lines.filter((l) => l.msg === "request");
+
+  before(async () => {
+    const doc = examplePolicy() as Doc;
+    for (const r of doc.routes) if (r.name === "fast") r.cache = { ttl: "10m" };
+    (doc as Record<string, unknown>).limits = { rules: [{ name: "bob-rpm", match: { consumers: ["bob"] }, requestsPerMinute: 1 }] };
+    (doc as Record<string, unknown>).metrics = { perConsumer: true };
+    // Failures alone never cool a target down here, so each request starts at the chain's head.
+    doc.gateway = { ...(doc.gateway as object), cooldown: { failures: 1000 } };
+    const log = pino({ level: "info" }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    s = await startStack(doc, { log, streamChunks: 6 });
+    before_ = samples((await scrape(s.svc.adminPort)).text);
+  });
+  after(() => s.close());
+
+  /** Waits until every router stream so far has closed (its summary is recorded at close). */
+  async function settled(count: number): Promise<void> {
+    for (let i = 0; i < 200 && requestLines().length < count; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(requestLines().length, count);
+  }
+
+  it("serves the traffic: success, fallback, a quota 429, a cache hit, streams whole and cut", async () => {
+    assert.equal((await post(chat("smart"))).status, 200);
+    s.openai.failNext(1, 503);
+    const fallback = await post(chat("smart"));
+    assert.equal(fallback.status, 200);
+    assert.equal(fallback.headers["x-llm-router-target"], "azure-gpt-4o");
+    assert.equal((await post(chat("fast", { messages: [{ role: "user", content: "bob" }] }), BOB)).status, 200);
+    const refused = await post(chat("fast", { messages: [{ role: "user", content: "bob again" }] }), BOB);
+    assert.equal(refused.status, 429);
+    assert.match(String(refused.headers["x-request-id"]), /^[\w-]{8,}/, "refusals carry the request id");
+    assert.equal((await post(chat("fast"))).headers["x-llm-cache"], "miss");
+    const hit = await post(chat("fast"));
+    assert.equal(hit.headers["x-llm-cache"], "hit");
+    const whole = await post(chat("smart", { stream: true }));
+    assert.match(whole.text(), /data: \[DONE\]/);
+    s.openai.truncateNextStream(3);
+    const cut = await post(chat("smart", { stream: true }));
+    assert.equal(cut.status, 200);
+    assert.doesNotMatch(cut.text(), /\[DONE\]/);
+    const last = cut.text().trim().split("\n\n").at(-1) ?? "";
+    assert.match(last, /^data: /);
+    const event = JSON.parse(last.slice("data: ".length)) as { error: { type: string; code: string } };
+    assert.deepEqual([event.error.type, event.error.code], ["server_error", "upstream_stream_truncated"]);
+    // message_start, content_block_start, ping, then two deltas: cut before content_block_stop.
+    s.anthropic.truncateNextStream(5);
+    const cutMessages = await post(JSON.stringify({ model: "claude", max_tokens: 64, stream: true, messages: [{ role: "user", content: "hi" }] }), ANTHROPIC_ALICE, "/v1/messages");
+    assert.equal(cutMessages.status, 200);
+    assert.match(cutMessages.text(), /event: error\ndata: \{"type":"error","error":\{"type":"api_error","message":"The provider's stream ended/);
+    assert.equal((await post(chat("no-such-model"))).status, 404);
+    await settled(10);
+    const scraped = await scrape(s.svc.adminPort);
+    text = scraped.text;
+    after_ = samples(text);
+  });
+
+  it("the exposition parses and lints clean with the request and GenAI metrics in it", { skip: NO_PROMTOOL }, () => {
+    assert.deepEqual(promtoolFindings(text), []);
+    for (const type of ["# TYPE gen_ai_client_token_usage_token histogram", "# TYPE gen_ai_server_request_duration_seconds histogram", "# TYPE gen_ai_server_time_to_first_token_seconds histogram", "# TYPE gen_ai_server_time_per_output_token_seconds histogram", "# TYPE llm_router_requests_total counter", "# TYPE llm_router_upstream_latency_seconds histogram"]) {
+      assert.ok(text.includes(type), type);
+    }
+  });
+
+  it("counts requests by route, answering target, outcome and status class", () => {
+    const req = "llm_router_requests_total";
+    assert.equal(delta(req, { route: "smart", target: "openai-gpt-4o", provider: "openai", outcome: "success", status_class: "2xx" }), 2, "one JSON, one whole stream");
+    assert.equal(delta(req, { route: "smart", target: "azure-gpt-4o", provider: "azure", outcome: "success" }), 1);
+    assert.equal(delta(req, { route: "fast", outcome: "refused", status_class: "4xx", target: "openai-gpt-4o-mini" }), 1, "the 429");
+    assert.equal(delta(req, { route: "fast", outcome: "cache_hit", status_class: "2xx" }), 1);
+    assert.equal(delta(req, { route: "smart", outcome: "truncated", status_class: "2xx" }), 1);
+    assert.equal(delta(req, { route: "claude", outcome: "truncated", target: "claude-sonnet", provider: "anthropic" }), 1);
+    assert.equal(delta(req, { route: "none", target: "none", outcome: "refused", status_class: "4xx" }), 1, "model_not_found: refused before routing");
+    assert.equal(delta(req), 10);
+    assert.equal(delta("llm_router_gateway_errors_total", { code: "rate_limit_exceeded" }), 1);
+    assert.equal(delta("llm_router_gateway_errors_total", { code: "model_not_found" }), 1);
+  });
+
+  it("counts attempts, fallbacks, truncations, quota decisions, cache lookups and Redis-free cost", () => {
+    assert.equal(delta("llm_router_upstream_attempts_total", { route: "smart", target: "openai-gpt-4o", status_class: "5xx" }), 1);
+    assert.equal(delta("llm_router_upstream_attempts_total", { route: "smart", target: "azure-gpt-4o", status_class: "2xx" }), 1);
+    assert.equal(delta("llm_router_upstream_attempts_total"), 8, "seven answered requests went upstream, one of them twice");
+    assert.equal(delta("llm_router_upstream_latency_seconds_count", { target: "openai-gpt-4o" }), 4);
+    assert.equal(delta("llm_router_fallbacks_total", { route: "smart", target: "azure-gpt-4o" }), 1);
+    assert.equal(delta("llm_router_fallbacks_total"), 1);
+    assert.equal(delta("llm_router_truncated_streams_total", { route: "smart", target: "openai-gpt-4o", provider: "openai" }), 1);
+    assert.equal(delta("llm_router_truncated_streams_total"), 2);
+    assert.equal(delta("llm_router_quota_decisions_total", { rule: "bob-rpm", outcome: "admitted" }), 1);
+    assert.equal(delta("llm_router_quota_decisions_total", { rule: "bob-rpm", outcome: "rejected" }), 1);
+    assert.equal(delta("llm_router_cache_lookups_total", { route: "fast", result: "miss" }), 3, "bob's two (the lookup comes before admission) and alice's first");
+    assert.equal(delta("llm_router_cache_lookups_total", { route: "fast", result: "hit" }), 1);
+    assert.equal(delta("llm_router_cache_events_total", { event: "stored" }), 2);
+    assert.equal(delta("llm_router_request_overhead_seconds_count", { phase: "router" }), 10);
+    assert.equal(delta("llm_router_request_overhead_seconds_count", { phase: "upstream" }), 8);
+    // Every answer that went upstream was settled; tokens reserved and settled are both counted.
+    assert.ok(delta("llm_router_quota_reserved_tokens_total", { route: "smart" }) > 0);
+    assert.ok(delta("llm_router_quota_settled_tokens_total", { route: "smart" }) > 0);
+    assert.ok(delta("llm_router_cost_usd_total", { provider: "openai", model: "gpt-4o" }) > 0);
+    assert.ok(delta("llm_router_consumer_cost_usd_total", { consumer: "alice" }) > 0, "per-consumer cost: the policy opts in");
+    assert.equal(delta("llm_router_consumer_cost_usd_total", { consumer: "unknown" }), 0);
+  });
+
+  it("records the GenAI instruments with Envoy AI Gateway's names and labels", () => {
+    const chatSmart = { gen_ai_operation_name: "chat", gen_ai_provider_name: "openai", gen_ai_original_model: "smart", gen_ai_request_model: "gpt-4o" };
+    // Reported usage only: the JSON answer and the whole stream (the cut stream's usage is estimated).
+    assert.equal(delta("gen_ai_client_token_usage_token_count", { ...chatSmart, gen_ai_token_type: "input" }), 2);
+    assert.equal(delta("gen_ai_client_token_usage_token_count", { ...chatSmart, gen_ai_token_type: "output" }), 2);
+    assert.ok(delta("gen_ai_client_token_usage_token_sum", { ...chatSmart, gen_ai_token_type: "output" }) > 0);
+    assert.equal(delta("gen_ai_server_request_duration_seconds_count", { ...chatSmart, error_type: "" }), 2);
+    assert.equal(delta("gen_ai_server_request_duration_seconds_count", { ...chatSmart, error_type: "truncated" }), 1);
+    assert.equal(delta("gen_ai_server_request_duration_seconds_count", { gen_ai_provider_name: "azure.ai.openai", gen_ai_request_model: "gpt-4o", error_type: "" }), 1);
+    assert.equal(delta("gen_ai_server_request_duration_seconds_count", { gen_ai_provider_name: "anthropic", gen_ai_original_model: "claude", error_type: "truncated" }), 1);
+    // Streams only: the whole one and both cut ones had output before they ended.
+    assert.equal(delta("gen_ai_server_time_to_first_token_seconds_count", chatSmart), 2);
+    assert.equal(delta("gen_ai_server_time_to_first_token_seconds_count"), 3);
+    assert.equal(delta("gen_ai_server_time_per_output_token_seconds_count", chatSmart), 1, "successful streams only");
+    // The mock answers with the model it was asked for, so the response model is the upstream one.
+    assert.equal(delta("gen_ai_server_request_duration_seconds_count", { gen_ai_response_model: "gpt-4o" }), 4);
+  });
+
+  it("times a stream from the request to its first output, and returns the id and overhead to the client", async () => {
+    s.openai.delayNext(1, 150);
+    const res = await post(chat("smart", { stream: true }), { ...ALICE, "x-request-id": "req-ttft-1" });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers["x-request-id"], "req-ttft-1");
+    const overhead = Number(res.headers["x-llm-router-overhead-ms"]);
+    assert.ok(overhead > 0 && overhead < 150, `overhead ${overhead} ms`);
+    await settled(11);
+    const line = requestLines().find((l) => l.requestId === "req-ttft-1");
+    assert.ok(line);
+    const ttft = line.ttftMs as number;
+    assert.ok(ttft >= 150, `ttft ${ttft} ms includes the provider's 150 ms before its headers`);
+    assert.ok((line.durationMs as number) >= ttft);
+    assert.ok((line.overheadMs as number) >= overhead, "the whole request's overhead includes the part before the answer");
+    // A client's id that is not tame (too long, spaces) is replaced, and the replacement returned.
+    const odd = await post(chat("smart"), { ...ALICE, "x-request-id": "a b" });
+    assert.notEqual(odd.headers["x-request-id"], "a b");
+    assert.match(String(odd.headers["x-request-id"]), /^[0-9a-f-]{36}$/);
+  });
+
+  it("writes one JSON line per request, with the id the client got, and never a credential", () => {
+    const reqs = requestLines();
+    const fallback = reqs.find((l) => l.target === "azure-gpt-4o");
+    assert.ok(fallback, "the fallback's line");
+    assert.equal(fallback.firstTarget, "openai-gpt-4o");
+    assert.equal(fallback.attempts, 2);
+    assert.equal(fallback.status, 200);
+    assert.equal(fallback.consumer, "alice");
+    assert.equal(fallback.route, "smart");
+    assert.equal(fallback.model, "smart");
+    assert.equal(typeof fallback.overheadMs, "number");
+    assert.ok((fallback.tokens as { input: number }).input > 0);
+    const failedAttempt = lines.find((l) => l.msg === "upstream attempt failed" && l.requestId === fallback.requestId);
+    assert.ok(failedAttempt, "the failed first attempt has its own line, joined by request id");
+    assert.deepEqual([failedAttempt.target, failedAttempt.status, failedAttempt.attempt], ["openai-gpt-4o", 503, 1]);
+    const refused = reqs.find((l) => l.outcome === "refused" && l.error === "rate_limit_exceeded");
+    assert.ok(refused);
+    assert.equal(refused.consumer, "bob");
+    assert.equal(refused.status, 429);
+    const truncated = reqs.filter((l) => l.outcome === "truncated");
+    assert.equal(truncated.length, 2);
+    assert.ok(truncated.every((l) => typeof l.ttftMs === "number" && (l.tokens as { estimated?: boolean }).estimated === true));
+    assert.ok(lines.some((l) => l.msg === "upstream stream ended without its terminal event"));
+    const all = JSON.stringify(lines);
+    for (const secret of ["sk-demo-alice", "sk-demo-bob", "sk-provider-openai-SECRET", "azure-provider-SECRET", "sk-ant-provider-SECRET"]) assert.ok(!all.includes(secret), `${secret} in the logs`);
   });
 });

@@ -2,7 +2,10 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { Operation } from "../src/api/operations";
-import { UsageReader, type UsageReaderOptions, type UsageReport } from "../src/usage/usage-reader";
+import { UsageReader, type UsageReaderOptions, type UsageReport as FullReport } from "../src/usage/usage-reader";
+
+/** Reports compared without `model` (checked on its own in "the answer's model"). */
+type UsageReport = Omit<FullReport, "model">;
 import { type Price, type Usage, costNanoUsd } from "../src/usage/usage";
 
 // ---- building SSE bodies ----
@@ -44,6 +47,7 @@ const FRAMINGS: Array<[string, Framing]> = [
 
 interface Run {
   report: UsageReport;
+  model: string | undefined;
   forwarded: Buffer;
   returns: Array<Buffer | undefined>;
 }
@@ -65,7 +69,8 @@ function run(opts: UsageReaderOptions, body: Buffer, cuts: number[] = [], emptyE
     returns.push(r);
     out.push(r ?? piece);
   });
-  return { report: reader.report(), forwarded: Buffer.concat(out), returns };
+  const { model, ...rest } = reader.report();
+  return { report: rest, model, forwarded: Buffer.concat(out), returns };
 }
 
 const streamOf = (operation: Operation, stripUsageChunk = false): UsageReaderOptions => ({ operation, streaming: true, stripUsageChunk });
@@ -204,6 +209,25 @@ describe("UsageReader: golden streams", () => {
       });
     }
   }
+
+  it("the answer's model: the first chunk's (chat), message_start's (messages), the final response's (responses), the body's (JSON)", () => {
+    assert.equal(run(streamOf("chat.completions"), sse(CHAT)).model, "gpt-4o-2024-08-06");
+    assert.equal(run(streamOf("completions"), sse(CMPL)).model, "gpt-3.5-turbo-instruct");
+    assert.equal(run(streamOf("messages"), sse(ANTHROPIC)).model, "claude-sonnet-4-5");
+    assert.equal(run(streamOf("responses"), sse(RESPONSES)).model, "o4-mini");
+    assert.equal(run(jsonOf("chat.completions"), Buffer.from('{"model":"gpt-4o-mini-2024-07-18","usage":{"prompt_tokens":1,"completion_tokens":2}}')).model, "gpt-4o-mini-2024-07-18");
+    assert.equal(run(jsonOf("messages"), Buffer.from('{"type":"message","model":7}')).model, undefined);
+    assert.equal(run(streamOf("chat.completions"), sse([{ data: "[DONE]" }])).model, undefined);
+  });
+
+  it("output has started once a delta carries text, not on role-only or empty chunks", () => {
+    const reader = new UsageReader(streamOf("chat.completions"));
+    reader.push(sse([chatDelta({ role: "assistant", content: "" })]), false);
+    assert.equal(reader.outputStarted, false);
+    reader.push(sse([chatDelta({ content: "Hi" })]), false);
+    assert.equal(reader.outputStarted, true);
+    assert.equal(new UsageReader(jsonOf("chat.completions")).outputStarted, false);
+  });
 
   it("responses events without event: lines are typed from their data", () => {
     const body = sse(RESPONSES.map((e) => ({ data: e.data })));
@@ -446,6 +470,7 @@ describe("UsageReader: chunk boundaries", () => {
         for (let cut = 1; cut < body.length; cut++) {
           const r = run(streamOf(operation, strip), body, [cut]);
           assert.deepEqual(r.report, whole.report, `${name} cut at ${cut}`);
+          assert.equal(r.model, whole.model, `${name} cut at ${cut}`);
           assert.ok(r.forwarded.equals(whole.forwarded), `${name} cut at ${cut}`);
         }
       }
@@ -604,7 +629,7 @@ describe("UsageReader: garbage never throws", () => {
       push(Buffer.from("\r\n\r\n"));
       const tail = sse(CHAT);
       push(tail, true);
-      assert.deepEqual(reader.report(), report(usage(2006, 300, 1920, 0, 192), true, 5, 2006));
+      assert.deepEqual(reader.report(), { ...report(usage(2006, 300, 1920, 0, 192), true, 5, 2006), model: "gpt-4o-2024-08-06" });
       const forwarded = Buffer.concat(out);
       const expectedTail = strip ? sse([...CHAT_CONTENT, { data: "[DONE]" }]) : tail;
       assert.equal(forwarded.length, 6 + huge.length + 23 + huge.length + 4 + expectedTail.length);
@@ -616,7 +641,7 @@ describe("UsageReader: garbage never throws", () => {
     const reader = new UsageReader(streamOf("chat.completions", true));
     reader.push(sse(CHAT), true);
     assert.equal(reader.push(sse([CHAT_USAGE]), false), undefined);
-    assert.deepEqual(reader.report(), report(usage(2006, 300, 1920, 0, 192), true, 5, 2006));
+    assert.deepEqual(reader.report(), { ...report(usage(2006, 300, 1920, 0, 192), true, 5, 2006), model: "gpt-4o-2024-08-06" });
   });
 });
 

@@ -1,9 +1,11 @@
 // HTTP admin endpoint: /healthz (process alive), /readyz (serving, not draining), /metrics
-// (Prometheus text exposition).
+// (Prometheus text exposition), and the operator endpoints under /debug/ (debug-endpoints.ts), which
+// answer only loopback callers or holders of the admin token.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { handleDebug, isDebugPath, type DebugState } from "./debug-endpoints";
 
-export interface AdminState {
+export interface AdminState extends DebugState {
   ready(): boolean;
   policyHash(): string;
   metrics?(): Promise<{ contentType: string; body: string }>;
@@ -11,7 +13,11 @@ export interface AdminState {
 
 export function startAdminServer(listen: string, state: AdminState): Promise<http.Server> {
   const server = http.createServer((req, res) => {
-    const url = (req.url ?? "/").split("?")[0];
+    const [url = "/", query = ""] = (req.url ?? "/").split(/\?(.*)/s);
+    if (isDebugPath(url)) {
+      void handleDebug(req, res, url, new URLSearchParams(query), state);
+      return;
+    }
     if (req.method !== "GET" && req.method !== "HEAD") {
       res.writeHead(405, { allow: "GET, HEAD" }).end();
       return;

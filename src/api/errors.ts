@@ -1,7 +1,7 @@
 // The one error catalogue: every error the gateway itself answers with has a stable code, an HTTP
 // status and a client-safe message, rendered in the caller's API format. README "Errors" lists
 // them all (a test checks that every code is documented).
-import type { ApiFormat } from "./operations";
+import type { ApiFormat, Operation } from "./operations";
 
 interface ErrorSpec {
   status: number;
@@ -43,6 +43,7 @@ export const ERROR_CATALOGUE = {
   quota_store_unavailable: { status: 503, openai: "server_error", anthropic: "api_error", message: "The gateway cannot check quotas right now; retry shortly." },
   target_unavailable: { status: 503, openai: "server_error", anthropic: "api_error", message: "The selected model target is no longer configured; retry the request." },
   gateway_misconfigured: { status: 500, openai: "server_error", anthropic: "api_error", message: "The gateway is misconfigured; the operator has been notified in its logs." },
+  upstream_stream_truncated: { status: 502, openai: "server_error", anthropic: "api_error", message: "The provider's stream ended before the answer was complete; the output above is partial." },
   internal_error: { status: 500, openai: "server_error", anthropic: "api_error", message: "The gateway failed to process the request." },
 } as const satisfies Record<string, ErrorSpec>;
 
@@ -83,4 +84,21 @@ export function renderError(error: GatewayError, format: ApiFormat): RenderedErr
     body: Buffer.from(JSON.stringify(payload)),
     headers: [["content-type", "application/json"], ["x-llm-router-error", error.code], ...error.headers.map(([k, v]): [string, string] => [k, v])],
   };
+}
+
+/**
+ * An error as the last event of a stream whose 200 headers are already out, in the shape each API
+ * streams its own errors: Anthropic's `error` event, the Responses API's `error` event, and for
+ * chat and text completions a data chunk with an `error` object (what OpenAI's SDKs raise on).
+ */
+export function renderStreamError(error: GatewayError, operation: Operation): Buffer {
+  const spec: ErrorSpec = ERROR_CATALOGUE[error.code];
+  const message = error.detail ? `${spec.message} ${error.detail}` : spec.message;
+  if (operation === "messages") return sseEvent("error", { type: "error", error: { type: spec.anthropic, message } });
+  if (operation === "responses") return sseEvent("error", { type: "error", code: error.code, message, param: null });
+  return sseEvent(undefined, { error: { message, type: spec.openai, param: null, code: error.code } });
+}
+
+function sseEvent(event: string | undefined, data: unknown): Buffer {
+  return Buffer.from(`${event === undefined ? "" : `event: ${event}\n`}data: ${JSON.stringify(data)}\n\n`);
 }

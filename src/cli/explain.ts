@@ -2,6 +2,8 @@
 // upstream phases in-process (no network, no provider keys: credentials show where they come from).
 // It shows the whole plan: route, strategy, chain, skipped targets and why, the chosen cluster and
 // retries, and what each attempt along the chain would send (as a replica with no observations).
+// The admin port's /debug/explain runs the same code against the live policy, whose credentials are
+// real: explain() therefore never returns a resolved provider credential.
 import { readFileSync } from "node:fs";
 import pino from "pino";
 import { RequestHeaders } from "../api/request-headers";
@@ -11,6 +13,7 @@ import { ContextSigner } from "../context/routing-context";
 import type { ExtProcMessage, PhaseReply } from "../extproc/messages";
 import { ATTEMPT_COUNT_HEADER, METADATA_NAMESPACE, TARGET_ATTRIBUTE } from "../phases/gateway-headers";
 import { RouterPhase } from "../phases/router-phase";
+import { DISCARD } from "../phases/request-summary";
 import { UpstreamPhase } from "../phases/upstream-phase";
 import { compilePolicyText, type CompiledPolicy } from "../policy/compile";
 import { QuotaGate } from "../quota/quota-gate";
@@ -18,10 +21,13 @@ import { TargetObservations } from "../routing/observations";
 import type { SkippedTarget } from "../routing/plan";
 import { parseOptions, requireString, UsageError, type OptionSpec } from "./options";
 
+export const DEFAULT_EXPLAIN_PATH = "/v1/chat/completions";
+export const DEFAULT_EXPLAIN_METHOD = "POST";
+
 const OPTIONS: OptionSpec = {
   policy: { type: "string", env: "LLM_ROUTER_POLICY" },
-  path: { type: "string", default: "/v1/chat/completions" },
-  method: { type: "string", default: "POST" },
+  path: { type: "string", default: DEFAULT_EXPLAIN_PATH },
+  method: { type: "string", default: DEFAULT_EXPLAIN_METHOD },
   body: { type: "string" },
   header: { type: "string", multiple: true, short: "H" },
   key: { type: "string" },
@@ -56,7 +62,37 @@ export interface Explanation {
   attempts?: ExplainedAttempt[];
 }
 
+/** A sample request as the CLI flags and the /debug/explain endpoint describe it. */
+export interface ExplainRequest {
+  method?: string | undefined;
+  path?: string | undefined;
+  headers?: ReadonlyArray<readonly [string, string]> | undefined;
+  body?: Buffer | undefined;
+  /** A gateway key, sent as `Authorization: Bearer <key>`. */
+  key?: string | undefined;
+}
+
+/** Fills in the defaults both front ends share: method, path, the key's header and a JSON content type. */
+export function explainRequest(policy: CompiledPolicy, req: ExplainRequest): Promise<Explanation> {
+  const headerList: Array<[string, string]> = req.headers === undefined ? [] : req.headers.map(([k, v]): [string, string] => [k, v]);
+  if (req.key !== undefined) headerList.push(["authorization", `Bearer ${req.key}`]);
+  if (req.body !== undefined && !headerList.some(([k]) => k.toLowerCase() === "content-type")) headerList.push(["content-type", "application/json"]);
+  return explain(policy, req.method ?? DEFAULT_EXPLAIN_METHOD, req.path ?? DEFAULT_EXPLAIN_PATH, headerList, req.body);
+}
+
+/** The printed form: bodies held as Buffers show as their text. */
+export function formatExplanation(result: Explanation): string {
+  return JSON.stringify(result, (_k, v: unknown) => (v && typeof v === "object" && (v as { type?: string }).type === "Buffer" ? Buffer.from((v as { data: number[] }).data).toString("utf8") : v), 2);
+}
+
 export async function explain(policy: CompiledPolicy, method: string, path: string, headerList: Array<[string, string]>, body: Buffer | undefined): Promise<Explanation> {
+  const result = await runPhases(policy, method, path, headerList, body);
+  // Header-name redaction covers the credentials adapters set today; scrubbing every value is the
+  // second line for a credential that lands anywhere else (a new header name, a path, a body).
+  return scrubSecrets(result, resolvedCredentials(policy)) as Explanation;
+}
+
+async function runPhases(policy: CompiledPolicy, method: string, path: string, headerList: Array<[string, string]>, body: Buffer | undefined): Promise<Explanation> {
   const deps = {
     currentPolicy: () => policy,
     signer: new ContextSigner([Buffer.alloc(32, 1)], 60_000),
@@ -69,6 +105,8 @@ export async function explain(policy: CompiledPolicy, method: string, path: stri
     quota: new QuotaGate(undefined, pino({ level: "silent" })),
     // Likewise an empty cache: explain shows the request going upstream.
     cache: new ResponseCache(new MemoryCacheStore(1024 * 1024), pino({ level: "silent" })),
+    // Nothing is served: no metrics, no request log.
+    requests: DISCARD,
   };
   const headers = new Map<string, string>([[":method", method], [":path", path], [":authority", "gateway"], [":scheme", "https"]]);
   for (const [k, v] of headerList) headers.set(k.toLowerCase(), v);
@@ -164,11 +202,44 @@ export async function explain(policy: CompiledPolicy, method: string, path: stri
 }
 
 const SENSITIVE = new Set(["authorization", "x-api-key", "api-key", "x-llm-router-ctx", "cookie"]);
+const REDACTED = "[redacted]";
+/** What compilePolicyText puts in place of a credential with secretPlaceholders (never a real key). */
+const PLACEHOLDER = /^<credential from (env|file) [^>]*>$/;
+const PLACEHOLDER_IN_VALUE = /^(Bearer )?<credential from (env|file) [^>]*>$/;
 
 function redactHeaders(h: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h)) out[k] = SENSITIVE.has(k) && !v.includes("<credential from") ? "[redacted]" : v;
+  // A placeholder is shown because it tells where the credential comes from; anything else in a
+  // sensitive header (a client's gateway key, a live provider key) is not.
+  for (const [k, v] of Object.entries(h)) out[k] = SENSITIVE.has(k) && !PLACEHOLDER_IN_VALUE.test(v) ? REDACTED : v;
   return out;
+}
+
+/** The provider credentials of a policy compiled with resolveSecrets (none with placeholders). */
+function resolvedCredentials(policy: CompiledPolicy): string[] {
+  const values = new Set<string>();
+  for (const target of policy.targets.values()) {
+    const value = target.provider.credential?.reveal();
+    if (value !== undefined && value !== "" && !PLACEHOLDER.test(value)) values.add(value);
+  }
+  // Longest first, so a credential that contains another is replaced whole.
+  return [...values].sort((a, b) => b.length - a.length);
+}
+
+function scrubText(text: string, secrets: readonly string[]): string {
+  return secrets.reduce((t, secret) => t.split(secret).join(REDACTED), text);
+}
+
+/** A deep copy with every occurrence of each secret replaced, in strings, object keys and Buffers. */
+function scrubSecrets(value: unknown, secrets: readonly string[]): unknown {
+  if (secrets.length === 0) return value;
+  if (typeof value === "string") return scrubText(value, secrets);
+  if (Buffer.isBuffer(value)) return secrets.some((s) => value.includes(s)) ? Buffer.from(scrubText(value.toString("utf8"), secrets)) : value;
+  if (Array.isArray(value)) return value.map((v: unknown) => scrubSecrets(v, secrets));
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [scrubText(k, secrets), scrubSecrets(v, secrets)]));
+  }
+  return value;
 }
 
 function redactReply(r: PhaseReply): PhaseReply {
@@ -184,17 +255,16 @@ export async function explainCommand(argv: string[], env: NodeJS.ProcessEnv, out
   const o = parseOptions(argv, OPTIONS, env);
   const file = requireString(o, "policy", "the routing policy JSON file");
   const policy = compilePolicyText(readFileSync(file, "utf8"), { file, resolveSecrets: false, secretPlaceholders: true });
-  const headerList: Array<[string, string]> = [];
+  const headers: Array<[string, string]> = [];
   for (const h of (o.header as string[] | undefined) ?? []) {
     const i = h.indexOf(":");
     if (i <= 0) throw new UsageError(`--header must be "name: value" (got "${h}")`);
-    headerList.push([h.slice(0, i).trim(), h.slice(i + 1).trim()]);
+    headers.push([h.slice(0, i).trim(), h.slice(i + 1).trim()]);
   }
-  if (typeof o.key === "string") headerList.push(["authorization", `Bearer ${o.key}`]);
-  if (!headerList.some(([k]) => k.toLowerCase() === "content-type") && o.body !== undefined) headerList.push(["content-type", "application/json"]);
   let body: Buffer | undefined;
   if (typeof o.body === "string") body = o.body.startsWith("@") ? readFileSync(o.body.slice(1)) : Buffer.from(o.body);
-  const result = await explain(policy, String(o.method), String(o.path), headerList, body);
-  out(JSON.stringify(result, (_k, v: unknown) => (v && typeof v === "object" && (v as { type?: string }).type === "Buffer" ? Buffer.from((v as { data: number[] }).data).toString("utf8") : v), 2));
+  const key = typeof o.key === "string" ? o.key : undefined;
+  const result = await explainRequest(policy, { method: String(o.method), path: String(o.path), headers, body, key });
+  out(formatExplanation(result));
   return result.router.kind === "continue" ? 0 : 2;
 }

@@ -16,6 +16,8 @@ commands:
                    --policy FILE            routing policy JSON           [LLM_ROUTER_POLICY]
                    --grpc-listen ADDR       host:port or unix:/path       [LLM_ROUTER_GRPC_LISTEN] (0.0.0.0:50051)
                    --admin-listen ADDR      /healthz /readyz; "off"       [LLM_ROUTER_ADMIN_LISTEN] (0.0.0.0:9090)
+                   --admin-token TOKEN      bearer token for /debug/*     [LLM_ROUTER_ADMIN_TOKEN] (none: loopback only)
+                   --admin-token-file FILE  same, from a file             [LLM_ROUTER_ADMIN_TOKEN_FILE]
                    --hmac-keys K1,K2        shared context-signing keys   [LLM_ROUTER_HMAC_KEYS]
                    --hmac-key-file FILE     same, from a file             [LLM_ROUTER_HMAC_KEY_FILE]
                    --max-body-bytes N       largest request body          [LLM_ROUTER_MAX_BODY_BYTES] (16777216)

@@ -9,6 +9,8 @@ export const SERVE_OPTIONS: OptionSpec = {
   policy: { type: "string", env: "LLM_ROUTER_POLICY" },
   "grpc-listen": { type: "string", env: "LLM_ROUTER_GRPC_LISTEN", default: "0.0.0.0:50051" },
   "admin-listen": { type: "string", env: "LLM_ROUTER_ADMIN_LISTEN", default: "0.0.0.0:9090" },
+  "admin-token": { type: "string", env: "LLM_ROUTER_ADMIN_TOKEN" },
+  "admin-token-file": { type: "string", env: "LLM_ROUTER_ADMIN_TOKEN_FILE" },
   "hmac-keys": { type: "string", env: "LLM_ROUTER_HMAC_KEYS" },
   "hmac-key-file": { type: "string", env: "LLM_ROUTER_HMAC_KEY_FILE" },
   "max-body-bytes": { type: "string", env: "LLM_ROUTER_MAX_BODY_BYTES", default: String(16 * 1024 * 1024) },
@@ -32,6 +34,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
   if (keyText === undefined) {
     throw new UsageError("an HMAC key shared by all replicas is required: --hmac-keys / LLM_ROUTER_HMAC_KEYS or --hmac-key-file (e.g. `openssl rand -hex 32`)");
   }
+  const token = adminToken(o);
   const log = createLogger(String(o["log-level"]));
   const adminListen = String(o["admin-listen"]);
   // The context-window guard tokenizes requests near a window; load the tables before traffic
@@ -53,6 +56,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     redisTimeoutMs: positiveInt(o, "redis-timeout-ms"),
     cacheMemoryBytes: positiveInt(o, "cache-memory-mb") * 1024 * 1024,
     observationsSyncMs: nonNegativeInt(o, "observations-sync-ms"),
+    adminToken: token,
   });
   const graceMs = positiveInt(o, "shutdown-grace-seconds") * 1000;
 
@@ -70,4 +74,14 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));
+}
+
+/** The admin token for /debug/*, from the flag or a file (which keeps it out of `ps`); undefined: loopback only. */
+function adminToken(o: Record<string, unknown>): string | undefined {
+  let text = typeof o["admin-token"] === "string" ? o["admin-token"] : undefined;
+  if (text === undefined && typeof o["admin-token-file"] === "string") text = readFileSync(o["admin-token-file"], "utf8");
+  if (text === undefined) return undefined;
+  const token = text.trim();
+  if (token === "") throw new UsageError("the admin token (--admin-token / --admin-token-file) is empty");
+  return token;
 }

@@ -61,7 +61,12 @@ export interface StreamControl {
 /** One ext_proc stream's logic: answers each message exactly once. */
 export interface StreamProcessor {
   handle(message: ExtProcMessage, control: StreamControl): PhaseReply | Promise<PhaseReply>;
-  /** The stream ended (Envoy closed it, cancelled it, or it failed); called once. */
+  /**
+   * The reply to a message was written, `seconds` after the message arrived (Redis and cache waits
+   * included): the gateway's own time, which phases add up per request.
+   */
+  answered?(kind: MessageKind, seconds: number): void;
+  /** The stream ended (Envoy closed it, cancelled it, or it failed); called once, after the last answered(). */
   close?(outcome: StreamOutcome): void;
 }
 

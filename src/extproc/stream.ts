@@ -47,7 +47,9 @@ export function serveStream(call: ProcessCall, phase: string, processor: StreamP
   const write = (message: ExtProcMessage, reply: PhaseReply, received: number) => {
     if (finished) return;
     call.write(encodeReply(message.kind, reply));
-    metrics?.answered(message.kind, (performance.now() - received) / 1000);
+    const seconds = (performance.now() - received) / 1000;
+    metrics?.answered(message.kind, seconds);
+    processor.answered?.(message.kind, seconds);
   };
 
   const control: StreamControl = {

@@ -1,16 +1,16 @@
 // Every Prometheus metric of the process, on its own prom-client registry (served at /metrics on
-// the admin port; README "Metrics" lists them): the router's own, under `llm_router_`, and Node's
-// process metrics. (The OpenTelemetry GenAI instruments, in the form OTel's Prometheus exporters
-// give them, join with request accounting.)
+// the admin port; README "Metrics" lists them): the ext_proc stream and policy metrics here, the
+// request-level ones and the OpenTelemetry GenAI instruments in request-metrics.ts, and Node's
+// process metrics.
 //
-// Labels are bounded: phases, message kinds and outcomes are fixed sets (route, target and model
-// values, with request metrics, will come from the policy only). The hot path
-// observes through pre-resolved children (prom-client's labels() hashes the label values on every
-// call otherwise).
+// Labels are bounded: phases, message kinds and outcomes are fixed sets; route, target and model
+// values come from the policy only (labels.ts). The hot path observes through pre-resolved
+// children (prom-client's labels() hashes the label values on every call otherwise).
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ExtProcMessage, StreamOutcome } from "../extproc/messages";
+import { PREFIX } from "./labels";
+import { RequestMetrics } from "./request-metrics";
 
-export const PREFIX = "llm_router_";
 
 /**
  * Time the service takes to answer one ext_proc message, seconds. Envoy holds the request for it,
@@ -40,6 +40,8 @@ export interface StreamMetrics {
 
 export class GatewayMetrics {
   readonly registry = new Registry();
+  /** Requests, attempts, quotas, cache, cooldowns, Redis, and the GenAI instruments. */
+  readonly requests = new RequestMetrics(this.registry);
   readonly #streams: Counter<"phase" | "end">;
   readonly #active: Gauge<"phase">;
   readonly #answer: Histogram<"phase" | "message">;

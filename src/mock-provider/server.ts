@@ -9,7 +9,7 @@ import { messages } from "./anthropic";
 import { type ErrorStyle, type MockHandler, errorBody, sendError, sendJson } from "./context";
 import { chatCompletions, completions, embeddings } from "./openai";
 import { responses } from "./openai-responses";
-import { SseWriter } from "./sse";
+import { SseWriter, type StreamCut } from "./sse";
 
 export interface MockProviderOptions {
   /** 0 (default) picks a free port. */
@@ -59,6 +59,8 @@ export interface MockProvider {
   resetNext(count: number): void;
   /** The next streaming response is cut (socket destroyed) after `afterChunks` SSE events. */
   dropNextStream(afterChunks: number): void;
+  /** The next streaming response ends cleanly after `afterChunks` SSE events, without the rest (no terminal event). */
+  truncateNextStream(afterChunks: number): void;
   /** Forgets recorded requests and queued failures, delays, resets and drops. */
   reset(): void;
   close(): Promise<void>;
@@ -137,7 +139,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
   const failureRate = opts.failureRate ?? 0;
   const requests: RecordedRequest[] = [];
   const failures: QueuedFailure[] = [];
-  const drops: number[] = [];
+  const drops: StreamCut[] = [];
   const delays: number[] = [];
   let resets = 0;
   let seq = 0;
@@ -236,7 +238,10 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       resets += count;
     },
     dropNextStream(afterChunks) {
-      drops.push(afterChunks);
+      drops.push({ after: afterChunks, how: "drop" });
+    },
+    truncateNextStream(afterChunks) {
+      drops.push({ after: afterChunks, how: "end" });
     },
     reset() {
       requests.length = 0;

@@ -1,24 +1,34 @@
 // Server-sent events writer (https://html.spec.whatwg.org/multipage/server-sent-events.html).
-// One write per event, so every event is a separate chunk on the wire; `dropAfter` destroys the
-// socket after that many events to simulate a provider that dies mid-stream.
+// One write per event, so every event is a separate chunk on the wire. A cut simulates a provider
+// failing mid-stream after that many events: "drop" destroys the socket (the connection dies),
+// "end" ends the response cleanly without the rest (a stream missing its terminal event).
 import type { ServerResponse } from "node:http";
 import { setImmediate as nextTick } from "node:timers/promises";
+
+export interface StreamCut {
+  after: number;
+  how: "drop" | "end";
+}
 
 export class SseWriter {
   private written = 0;
   private destroyed = false;
+  /** An "end" cut happened: later events are not written, end() still ends the response. */
+  private silenced = false;
+  private readonly dropAfter: number | undefined;
 
   constructor(
     private readonly res: ServerResponse,
-    private readonly dropAfter: number | undefined,
+    private readonly cut: StreamCut | undefined,
   ) {
+    this.dropAfter = cut?.how === "drop" ? cut.after : undefined;
     res.writeHead(200, {
       "content-type": "text/event-stream; charset=utf-8",
       "cache-control": "no-cache",
       connection: "keep-alive",
     });
     res.flushHeaders();
-    if (dropAfter !== undefined && dropAfter <= 0) {
+    if (this.dropAfter !== undefined && this.dropAfter <= 0) {
       // Socket writes are ordered: this callback runs once the headers have left.
       this.destroyed = true;
       res.socket?.write("", () => res.socket?.destroy());
@@ -32,7 +42,11 @@ export class SseWriter {
 
   /** Writes one event; `data` is written as a single `data:` line. */
   async send(data: string, event?: string): Promise<void> {
-    if (this.dropped) return;
+    if (this.dropped || this.silenced) return;
+    if (this.cut?.how === "end" && this.written >= this.cut.after) {
+      this.silenced = true;
+      return;
+    }
     const lines = event === undefined ? `data: ${data}\n\n` : `event: ${event}\ndata: ${data}\n\n`;
     this.written++;
     const drop = this.dropAfter !== undefined && this.written >= this.dropAfter;

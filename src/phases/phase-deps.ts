@@ -4,6 +4,7 @@ import type { ContextSigner } from "../context/routing-context";
 import type { CompiledPolicy } from "../policy/compile";
 import type { QuotaGate } from "../quota/quota-gate";
 import type { TargetObservations } from "../routing/observations";
+import type { RequestSink } from "./request-summary";
 
 /** What a phase needs from the process; passed in so phases stay testable without I/O. */
 export interface PhaseDeps {
@@ -22,4 +23,6 @@ export interface PhaseDeps {
   quota: QuotaGate;
   /** Answers of routes with a cache. */
   cache: ResponseCache;
+  /** Where finished requests and attempts are reported (metrics, request log). */
+  requests: RequestSink;
 }

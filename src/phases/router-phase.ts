@@ -6,9 +6,12 @@
 // reads the usage from the body the client receives (STREAMED by mode_override, LLM answers only)
 // and settles the quota reservation; a client that goes away is settled from what was relayed.
 // Routes with a cache answer hits from it (an ImmediateResponse, no upstream call) and store the
-// complete 200 answers of their misses.
+// complete 200 answers of their misses. A stream that ends without its terminal event gets a final
+// error event in the client's API format. When the stream closes, the request's summary (outcome,
+// target, attempts, tokens, cost, timings) goes to the request sink: metrics and the log line.
 import { randomUUID } from "node:crypto";
-import { GatewayError } from "../api/errors";
+import { performance } from "node:perf_hooks";
+import { GatewayError, renderStreamError } from "../api/errors";
 import { cacheKey, cacheMode } from "../cache/cache-key";
 import type { CachedAnswer } from "../cache/cache-store";
 import { CACHE_WAIT_MARGIN_MS, type CacheFill } from "../cache/response-cache";
@@ -17,7 +20,7 @@ import type { RequestHeaders } from "../api/request-headers";
 import { checkContentEncoding, checkContentType, decodeBody, parseJsonObject, requestedModel, type JsonObject } from "../api/request-body";
 import { authenticate } from "../auth/authenticate";
 import type { RoutingContext } from "../context/routing-context";
-import { CONTINUE, ProtocolError, type ExtProcMessage, type HeaderEdits, type PhaseReply, type StreamControl, type StreamOutcome, type StreamProcessor } from "../extproc/messages";
+import { CONTINUE, ProtocolError, type ExtProcMessage, type HeaderEdits, type MessageKind, type PhaseReply, type StreamControl, type StreamOutcome, type StreamProcessor } from "../extproc/messages";
 import type { CompiledCluster, CompiledConsumer, CompiledPolicy, CompiledRoute, CompiledTarget } from "../policy/compile";
 import type { QuotaTicket } from "../quota/quota-gate";
 import type { Reservation } from "../quota/limit-rules";
@@ -29,6 +32,14 @@ import { featuresFor, planRoute, type RoutePlan } from "../routing/plan";
 import { ATTEMPT_RESPONSE_HEADER, CACHE_HEADER, CONTEXT_HEADER, gatewayHeadersIn, MAX_RETRIES_HEADER, METADATA_CONTEXT_KEY, METADATA_NAMESPACE, PASSTHROUGH_ROUTE, TARGET_RESPONSE_HEADER } from "./gateway-headers";
 import type { PhaseDeps } from "./phase-deps";
 import { answering } from "./replies";
+import type { RequestOutcome, RequestSummary } from "./request-summary";
+
+/** A client's x-request-id is kept when it is this tame (it goes into logs and upstream requests). */
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+export const REQUEST_ID_HEADER = "x-request-id";
+/** Response header (routes with responseHeaders): the router phase's time before the request left, ms. */
+export const OVERHEAD_HEADER = "x-llm-router-overhead-ms";
+const ERROR_CODE_HEADER = "x-llm-router-error";
 
 /** Headers whose repetition would make the request ambiguous to us or to the provider. */
 const SINGLE_HEADERS = ["content-type", "content-encoding", "content-length", "anthropic-version"];
@@ -57,6 +68,13 @@ const STREAM_USAGE_OPERATIONS: ReadonlySet<Operation> = new Set(["chat.completio
 const NO_USAGE: Usage = { inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteInputTokens: 0, reasoningTokens: 0 };
 const NOTHING: Reservation = { tokens: 0, minTokens: 0, nanoUsd: 0, minNanoUsd: 0 };
 
+/** What the answer used and cost, once settled. */
+interface Accounted {
+  usage: Usage;
+  reported: boolean;
+  nanoUsd: number;
+}
+
 /** The cache's part in a request that went upstream. */
 interface CacheTrack {
   /** x-llm-cache on the answer. */
@@ -83,6 +101,26 @@ export class RouterPhase implements StreamProcessor {
   #answeredBy: CompiledTarget | undefined;
   #cache: CacheTrack | undefined;
 
+  // What the request summary needs, filled in as the request goes.
+  readonly #start = performance.now();
+  #requestId = "";
+  #consumer: CompiledConsumer | undefined;
+  #routeName: string | undefined;
+  #operation: Operation | undefined;
+  #model: string | undefined;
+  #first: CompiledTarget | undefined;
+  #status: number | undefined;
+  #outcome: RequestOutcome | undefined;
+  #errorCode: string | undefined;
+  #attempts: number | undefined;
+  #streaming = false;
+  /** performance.now() of the answer's end, of the first output of a stream. */
+  #endAt: number | undefined;
+  #firstOutputAt: number | undefined;
+  #accounted: Accounted | undefined;
+  /** The router phase's own time so far (all messages answered), ms. */
+  #overheadMs = 0;
+
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
   }
@@ -96,11 +134,11 @@ export class RouterPhase implements StreamProcessor {
     switch (message.kind) {
       case "request_headers":
         if (this.#state !== "headers") throw new ProtocolError(`request_headers received in state ${this.#state}`);
-        return answering(() => this.#format, () => this.#onHeaders(message.headers, message.endOfStream));
+        return this.#stamped(answering(() => this.#format, () => this.#onHeaders(message.headers, message.endOfStream)));
       case "request_body":
         if (this.#state === "forwarding") return CONTINUE;
         if (this.#state !== "body") throw new ProtocolError(`request_body received in state ${this.#state}`);
-        return answering(() => this.#format, () => this.#onBody(message.body, message.endOfStream, control));
+        return this.#stamped(answering(() => this.#format, () => this.#onBody(message.body, message.endOfStream, control)));
       case "request_trailers":
         if (this.#state === "headers") throw new ProtocolError("request_trailers before request_headers");
         return CONTINUE;
@@ -113,12 +151,71 @@ export class RouterPhase implements StreamProcessor {
     }
   }
 
-  close(_outcome: StreamOutcome): void {
-    // The stream ended before the response did (client gone, upstream reset, Envoy timeout).
+  answered(_kind: MessageKind, seconds: number): void {
+    this.#overheadMs += seconds * 1000;
+  }
+
+  close(outcome: StreamOutcome): void {
+    // When the stream ends before the response did (client gone, upstream reset, Envoy timeout),
+    // the cache entry is given up and the reservation settled from what was relayed.
     void this.#cache?.fill?.abandon();
     const routed = this.#routed;
-    if (routed === undefined || routed.ticket.settled) return;
-    this.#settle(routed);
+    if (routed !== undefined && !routed.ticket.settled) this.#settle(routed);
+    this.#outcome ??= outcome === "error" ? "error" : "cancelled";
+    this.deps.requests.completed(this.#summary());
+  }
+
+  #summary(): RequestSummary {
+    const end = this.#endAt ?? performance.now();
+    const accounted = this.#accounted;
+    const first = this.#first;
+    const ttft = this.#streaming && this.#firstOutputAt !== undefined ? this.#firstOutputAt - this.#start : undefined;
+    const output = accounted?.usage.outputTokens ?? 0;
+    const tpot = ttft !== undefined && this.#outcome === "success" && output > 1 ? (end - this.#start - ttft) / (output - 1) : undefined;
+    return {
+      requestId: this.#requestId,
+      policy: this.#policy,
+      consumer: this.#consumer,
+      route: this.#routeName,
+      operation: this.#operation,
+      requestedModel: this.#model,
+      firstTarget: first,
+      target: this.#answeredBy ?? first,
+      attempts: this.#attempts,
+      status: this.#status,
+      outcome: this.#outcome ?? "cancelled",
+      errorCode: this.#errorCode,
+      cache: this.#cache?.header ?? (this.#outcome === "cache_hit" ? "hit" : undefined),
+      streaming: this.#streaming,
+      responseModel: this.#reader?.report().model,
+      usage: accounted?.usage,
+      usageReported: accounted?.reported ?? false,
+      nanoUsd: accounted?.nanoUsd ?? 0,
+      reserved: this.#routed?.ticket.reservation,
+      durationMs: end - this.#start,
+      ttftMs: ttft,
+      tpotMs: tpot,
+      overheadMs: this.#overheadMs,
+    };
+  }
+
+  /**
+   * Every answer the gateway gives itself (errors, cache hits) carries the request id, and ends the
+   * request: an error reply is a refusal.
+   */
+  #stamped(reply: PhaseReply | Promise<PhaseReply>): PhaseReply | Promise<PhaseReply> {
+    const stamp = (r: PhaseReply): PhaseReply => {
+      if (r.kind !== "immediate") return r;
+      this.#endAt = performance.now();
+      this.#status = r.status;
+      if (this.#outcome === undefined) {
+        this.#outcome = "refused";
+        this.#errorCode = r.headers.find(([k]) => k === ERROR_CODE_HEADER)?.[1];
+      }
+      if (this.#requestId !== "") r.headers.push([REQUEST_ID_HEADER, this.#requestId]);
+      return r;
+    };
+    return reply instanceof Promise ? reply.then(stamp) : stamp(reply);
   }
 
   #onHeaders(headers: RequestHeaders, endOfStream: boolean): PhaseReply {
@@ -132,14 +229,22 @@ export class RouterPhase implements StreamProcessor {
     const remove = gatewayHeadersIn(headers.names(), policy);
     if (headers.get(MAX_RETRIES_HEADER) !== undefined) remove.push(MAX_RETRIES_HEADER);
     const strip: HeaderEdits = { set: [], remove };
-    const requestId = headers.get("x-request-id") ?? randomUUID();
+    // Envoy generates one unless told not to; a missing or untamed one is replaced, and the
+    // provider, the logs and the client all see the same id.
+    const sentId = headers.get(REQUEST_ID_HEADER);
+    const requestId = sentId !== undefined && REQUEST_ID.test(sentId) ? sentId : randomUUID();
+    if (requestId !== sentId) strip.set.push([REQUEST_ID_HEADER, requestId]);
+    this.#requestId = requestId;
 
     if (operation === undefined) {
       const rule = decidePassthrough(pathname, policy);
       if (rule === undefined) throw new GatewayError("path_not_supported");
       const consumer = authenticate(headers, policy);
+      this.#consumer = consumer;
       this.#state = endOfStream ? "done" : "forwarding";
       const { target, cluster } = rule;
+      this.#routeName = PASSTHROUGH_ROUTE;
+      this.#first = target;
       const ctx: RoutingContext = { rid: requestId, c: consumer.id, t: target.id, ch: [target.id], cl: cluster.name, p: rawPath, iat: this.deps.now() };
       if (consumer.team !== undefined) ctx.tm = consumer.team;
       this.deps.log.debug({ requestId, consumer: consumer.id, target: target.id, path: pathname }, "passthrough");
@@ -151,10 +256,12 @@ export class RouterPhase implements StreamProcessor {
     checkContentType(headers.get("content-type"));
     const encoding = checkContentEncoding(headers.get("content-encoding"));
     const consumer = authenticate(headers, policy);
+    this.#consumer = consumer;
+    this.#operation = operation;
     if (endOfStream) throw new GatewayError("missing_body");
     this.#pending = { operation, pathAndQuery: `${pathname}${query}`, headers, consumer, encoding, requestId };
     this.#state = "body";
-    return strip.remove.length > 0 ? { kind: "continue", headers: strip } : CONTINUE;
+    return strip.remove.length + strip.set.length > 0 ? { kind: "continue", headers: strip } : CONTINUE;
   }
 
   #onBody(received: Buffer, endOfStream: boolean, control: StreamControl | undefined): PhaseReply | Promise<PhaseReply> {
@@ -171,8 +278,10 @@ export class RouterPhase implements StreamProcessor {
     const body = p.encoding ? decodeBody(received, p.encoding, maxBodyBytes) : received;
     const json = parseJsonObject(body);
     const model = requestedModel(json);
+    this.#model = model;
     const header = (n: string) => p.headers.get(n);
     const route = decideRoute({ operation: p.operation, model, header, consumer: p.consumer }, this.#policy);
+    this.#routeName = route.name;
     const now = this.deps.now();
     const { observations } = this.deps;
     const features = featuresFor(route, p.operation, json, model);
@@ -187,6 +296,7 @@ export class RouterPhase implements StreamProcessor {
     });
     this.#plan = plan;
     const { first: target, cluster } = plan;
+    this.#first = target;
     const ctx: RoutingContext = {
       rid: p.requestId,
       c: p.consumer.id,
@@ -272,6 +382,8 @@ export class RouterPhase implements StreamProcessor {
     const now = this.deps.now();
     const ticket = await this.deps.quota.admit(this.#policy.limits, subject, NOTHING, now);
     void ticket.settle({ usage: NO_USAGE, nanoUsd: 0, target: answer.target }, now);
+    this.#outcome = "cache_hit";
+    this.#answeredBy = this.#policy.targets.get(answer.target);
     const headers: Array<[string, string]> = [
       ["content-type", answer.contentType],
       [CACHE_HEADER, "hit"],
@@ -283,22 +395,36 @@ export class RouterPhase implements StreamProcessor {
   }
 
   #onResponseHeaders(headers: RequestHeaders, endOfStream: boolean): PhaseReply {
+    const status = Number(headers.get(":status"));
+    const success = status >= 200 && status < 300;
+    this.#status = Number.isInteger(status) ? status : undefined;
+    // The upstream phase names the answering target and Envoy's attempt number on every answer a
+    // target gave; an answer without them is Envoy's own (no target answered).
+    const named = headers.get(TARGET_RESPONSE_HEADER);
+    const answeredBy = named === undefined ? undefined : this.#policy.targets.get(named);
+    if (answeredBy !== undefined) {
+      this.#answeredBy = answeredBy;
+      const attempt = Number(headers.get(ATTEMPT_RESPONSE_HEADER));
+      this.#attempts = Number.isInteger(attempt) && attempt > 0 ? attempt : 1;
+    }
+    if (!success || endOfStream) {
+      this.#outcome = success ? "success" : "upstream_error";
+      this.#endAt = performance.now();
+    }
     const routed = this.#routed;
     if (routed === undefined) {
       // Passthrough: nothing to account, and the target stays internal.
-      return headers.get(TARGET_RESPONSE_HEADER) === undefined ? CONTINUE : { kind: "continue", headers: { set: [], remove: [TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER] } };
+      return named === undefined ? CONTINUE : { kind: "continue", headers: { set: [], remove: [TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER] } };
     }
     const set: Array<[string, string]> = [...routed.ticket.headers];
     const remove: string[] = [];
     const cache = this.#cache;
     if (cache !== undefined) set.push([CACHE_HEADER, cache.header]);
-    const named = headers.get(TARGET_RESPONSE_HEADER);
-    this.#answeredBy = (named === undefined ? undefined : this.#policy.targets.get(named)) ?? routed.first;
-    // The upstream phase always names the target (quotas and cost need it); clients see it only
-    // where the route says so.
-    if (!routed.route.responseHeaders && named !== undefined) remove.push(TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER);
-    const status = Number(headers.get(":status"));
-    const success = status >= 200 && status < 300;
+    this.#answeredBy ??= routed.first;
+    // Quotas and cost need the target; clients see it, the attempt and the overhead only where the
+    // route says so.
+    if (routed.route.responseHeaders) set.push([OVERHEAD_HEADER, this.#overheadMs.toFixed(3)]);
+    else if (named !== undefined) remove.push(TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER);
     if (cache?.fill !== undefined && (endOfStream || !storable(status, headers))) {
       void cache.fill.abandon();
       cache.fill = undefined;
@@ -310,6 +436,7 @@ export class RouterPhase implements StreamProcessor {
     }
     if (cache !== undefined) cache.contentType = headers.get("content-type") ?? "application/json";
     const streaming = (headers.get("content-type") ?? "").toLowerCase().startsWith("text/event-stream");
+    this.#streaming = streaming;
     this.#reader = new UsageReader({ operation: routed.operation, streaming, stripUsageChunk: routed.stripUsageChunk, maxJsonBytes: this.deps.maxBodyBytes });
     return { kind: "continue", headers: { set, remove }, streamResponseBody: true };
   }
@@ -319,10 +446,25 @@ export class RouterPhase implements StreamProcessor {
     const routed = this.#routed;
     if (reader === undefined || routed === undefined) return CONTINUE;
     const replacement = reader.push(chunk, endOfStream);
+    if (this.#firstOutputAt === undefined && reader.outputStarted) this.#firstOutputAt = performance.now();
     const cache = this.#cache;
     if (cache?.fill !== undefined) this.#keep(cache, chunk, endOfStream);
-    if (endOfStream) this.#settle(routed);
-    return replacement === undefined ? CONTINUE : { kind: "continue", body: replacement };
+    if (!endOfStream) return replacement === undefined ? CONTINUE : { kind: "continue", body: replacement };
+    this.#endAt = performance.now();
+    this.#settle(routed);
+    const report = reader.report();
+    if (!this.#streaming || report.terminal || report.errorSeen) {
+      this.#outcome = report.errorSeen ? "upstream_error" : "success";
+      return replacement === undefined ? CONTINUE : { kind: "continue", body: replacement };
+    }
+    // The provider ended a stream without its terminal event: the client would take the partial
+    // answer for a whole one. It gets an error event instead, after a line break when the stream
+    // stopped inside an event, so that the error is an event of its own.
+    this.#outcome = "truncated";
+    this.deps.log.warn({ requestId: this.#requestId, route: routed.route.name, target: this.#answeredBy?.id }, "upstream stream ended without its terminal event");
+    const event = renderStreamError(new GatewayError("upstream_stream_truncated"), routed.operation);
+    const parts = [replacement ?? chunk, ...(reader.midEvent ? [Buffer.from("\n\n")] : []), event];
+    return { kind: "continue", body: Buffer.concat(parts) };
   }
 
   /** Collects a miss's answer; stores it once whole and complete (never an error or a partial body). */
@@ -351,11 +493,15 @@ export class RouterPhase implements StreamProcessor {
 
   /** Settles the reservation from the usage read (or estimated, for an answer cut short). */
   #settle(routed: Routed): void {
+    this.#accounted = this.#settlement(routed);
+  }
+
+  #settlement(routed: Routed): Accounted | undefined {
     const now = this.deps.now();
     const reader = this.#reader;
     if (reader === undefined) {
       void routed.ticket.settle(undefined, now);
-      return;
+      return undefined;
     }
     const report = reader.report();
     const usage: Usage = report.usage ?? {
@@ -367,8 +513,10 @@ export class RouterPhase implements StreamProcessor {
     };
     const target = this.#answeredBy ?? routed.first;
     const price = target.config.price;
-    if (report.usage === undefined) this.deps.log.debug({ requestId: this.#pending?.requestId, target: target.id, usage }, "no usage reported: settled from estimates");
-    void routed.ticket.settle({ usage, nanoUsd: price === undefined ? 0 : costNanoUsd(usage, price), target: target.id }, now);
+    if (report.usage === undefined) this.deps.log.debug({ requestId: this.#requestId, target: target.id, usage }, "no usage reported: settled from estimates");
+    const nanoUsd = price === undefined ? 0 : costNanoUsd(usage, price);
+    void routed.ticket.settle({ usage, nanoUsd, target: target.id }, now);
+    return { usage, reported: report.usage !== undefined, nanoUsd };
   }
 
   #routeTo(routeName: string, cluster: CompiledCluster, maxRetries: number | undefined, ctx: RoutingContext, edits: HeaderEdits): PhaseReply & { kind: "continue" } {

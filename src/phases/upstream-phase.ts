@@ -6,14 +6,15 @@
 // SAME header map the previous attempt rewrote, so each attempt rebuilds path and credentials from
 // the signed context and always clears every provider header, never trusting what the map holds.
 // On the attempt's response headers it records what the target did (latency, failures, cooldowns)
-// and names the target and attempt number for the client.
+// and names the target and attempt number for the router phase (which shows them to the client
+// where the route says so). When the attempt's stream closes, its summary goes to the request sink.
 import { GatewayError } from "../api/errors";
 import { parsePath } from "../api/operations";
 import type { RequestHeaders } from "../api/request-headers";
 import { replaceTopLevelString } from "../api/json-splice";
 import { parseJsonObject } from "../api/request-body";
 import type { RoutingContext } from "../context/routing-context";
-import { CONTINUE, ProtocolError, type ExtProcMessage, type JsonValue, type PhaseReply, type StreamOutcome, type StreamProcessor } from "../extproc/messages";
+import { CONTINUE, ProtocolError, type ExtProcMessage, type JsonValue, type MessageKind, type PhaseReply, type StreamOutcome, type StreamProcessor } from "../extproc/messages";
 import type { CompiledPolicy, CompiledTarget } from "../policy/compile";
 import { PROVIDER_HEADERS } from "../providers/types";
 import { retryAfterMs } from "../routing/observations";
@@ -48,6 +49,11 @@ export class UpstreamPhase implements StreamProcessor {
   #attempt: string | undefined;
   /** performance.now() when the attempt was rewritten and sent on; undefined until then. */
   #sentAt: number | undefined;
+  #status: number | undefined;
+  #latencyMs: number | undefined;
+  #cooldownEntered = false;
+  /** The upstream phase's own time for this attempt, ms. */
+  #overheadMs = 0;
 
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
@@ -75,6 +81,10 @@ export class UpstreamPhase implements StreamProcessor {
     }
   }
 
+  answered(_kind: MessageKind, seconds: number): void {
+    this.#overheadMs += seconds * 1000;
+  }
+
   close(_outcome: StreamOutcome): void {
     const target = this.#target;
     if (target === undefined || this.#sentAt === undefined) return;
@@ -82,6 +92,17 @@ export class UpstreamPhase implements StreamProcessor {
     // counted against the target: the client going away looks the same from here. Envoy's outlier
     // detection, which sees the connection itself, ejects such a target from the chain cluster.
     this.deps.observations.attemptEnded(target.id);
+    const attempt = Number(this.#attempt);
+    this.deps.requests.attempted({
+      requestId: this.#ctx?.rid ?? "",
+      route: this.#ctx?.r,
+      target,
+      attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : undefined,
+      status: this.#status,
+      latencyMs: this.#latencyMs,
+      cooldownEntered: this.#cooldownEntered,
+      overheadMs: this.#overheadMs,
+    });
   }
 
   #onResponseHeaders(headers: RequestHeaders): PhaseReply {
@@ -91,7 +112,11 @@ export class UpstreamPhase implements StreamProcessor {
     const status = Number(headers.get(":status"));
     const header = (n: string) => headers.get(n);
     const wait = retryAfterMs(header);
-    const effect = this.deps.observations.responded(target.id, { status, latencyMs: performance.now() - this.#sentAt, retryAfterMs: wait });
+    const latencyMs = performance.now() - this.#sentAt;
+    this.#status = Number.isInteger(status) ? status : undefined;
+    this.#latencyMs = latencyMs;
+    const effect = this.deps.observations.responded(target.id, { status, latencyMs, retryAfterMs: wait });
+    this.#cooldownEntered = effect.cooldownEntered;
     this.#logEffect(target, effect, `status ${status}`);
     const set: Array<[string, string]> = [];
     // Envoy's rate-limited back-off reads retry-after in seconds; OpenAI and Azure may send only
@@ -100,7 +125,7 @@ export class UpstreamPhase implements StreamProcessor {
     // The router phase needs the answering target for cost and quotas; it removes the header from
     // the client's response unless the route shows it.
     set.push([TARGET_RESPONSE_HEADER, target.id]);
-    if (ctx.rh === 1 && this.#attempt !== undefined) set.push([ATTEMPT_RESPONSE_HEADER, this.#attempt]);
+    if (this.#attempt !== undefined) set.push([ATTEMPT_RESPONSE_HEADER, this.#attempt]);
     return { kind: "continue", headers: { set, remove: [] } };
   }
 

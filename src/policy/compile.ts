@@ -138,6 +138,10 @@ export interface CompiledPolicy {
   /** Every cluster the policy routes to, by name (what render-envoy writes). */
   clusters: ReadonlyMap<string, CompiledCluster>;
   limits: CompiledLimits;
+  /** Model names the policy itself writes (route matches, target models): the only model label values. */
+  knownModels: ReadonlySet<string>;
+  /** Count cost and tokens per consumer in the metrics. */
+  perConsumerMetrics: boolean;
 }
 
 export interface CompileOptions {
@@ -377,6 +381,8 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
     passthrough,
     clusters,
     limits,
+    knownModels: new Set([...byModel.keys(), ...[...targets.values()].map((t) => t.config.model)]),
+    perConsumerMetrics: doc.metrics.perConsumer,
   };
 }
 

@@ -212,6 +212,17 @@ export const policySchema = z.strictObject({
   passthrough: z.array(passthroughSchema).default([]),
   /** Quotas and budgets (README "Quotas and budgets"). */
   limits: limitsSchema,
+  /** What /metrics breaks down (README "Metrics"). */
+  metrics: z
+    .strictObject({
+      ...comment,
+      /**
+       * Also count cost and tokens per consumer (llm_router_consumer_*). Off by default: one series
+       * per consumer is a cardinality an operator should choose.
+       */
+      perConsumer: z.boolean().default(false),
+    })
+    .default({ perConsumer: false }),
 });
 
 export type PolicyDocument = z.infer<typeof policySchema>;

@@ -4,7 +4,8 @@
 //
 // When the store fails, each applicable rule follows its failMode: `closed` answers 503, `local`
 // enforces limit / replicas in this replica's memory, `open` admits and counts in memory. The
-// failure is logged once per interval, not per request, and counted (stats; metrics in issue 5).
+// failure is logged once per interval, not per request, and counted (stats). Each rule's decision
+// goes to the observer (the quota metrics).
 import { randomUUID } from "node:crypto";
 import type { Logger } from "pino";
 import { GatewayError } from "../api/errors";
@@ -27,6 +28,17 @@ export interface SettledUsage {
   target: string;
 }
 
+/**
+ * A rule's decision for one request: admitted or rejected (by the store, or by this replica's
+ * memory during an outage), and fail_open / fail_closed when the store was unreachable and the
+ * rule's failMode decided (a fail_open rule is then also admitted or rejected from memory).
+ */
+export type QuotaDecision = "admitted" | "rejected" | "fail_open" | "fail_closed";
+
+export interface QuotaObserver {
+  decided(rule: string, decision: QuotaDecision): void;
+}
+
 export interface QuotaStats {
   storeErrors: number;
   /** Admissions decided by failMode because the store failed. */
@@ -44,6 +56,7 @@ export class QuotaGate {
     /** Shared store (Redis); undefined: this replica's memory is the store. */
     readonly remote: QuotaStore | undefined,
     log: Logger,
+    private readonly observer?: QuotaObserver,
   ) {
     this.#errorLog = new ThrottledErrorLog(log, STORE_ERROR_LOG_INTERVAL_MS, "quota store unreachable: rules follow their failMode");
   }
@@ -58,6 +71,7 @@ export class QuotaGate {
     const rules = applicableRules(limits, subject);
     const { checks, impossible } = checksFor(rules, subject, reservation, now, limits.leaseTtlMs);
     if (impossible !== undefined) {
+      this.observer?.decided(impossible.rule, "rejected");
       const needs = impossible.kind.startsWith("usd") ? "more than that" : String(impossible.needed);
       throw new GatewayError("request_over_limit", `Rule \`${impossible.rule}\` allows ${describeLimit(impossible.kind, impossible.limit)}; this request needs ${needs}.`, [["x-llm-router-limit", impossible.rule]]);
     }
@@ -89,19 +103,39 @@ export class QuotaGate {
   /** The ticket of an admitted request, or the refusal with its headers. */
   #answer(store: QuotaStore, checks: readonly Check[], outcome: AdmitOutcome, reservation: Reservation, subject: QuotaSubject, requestId: string, now: number): QuotaTicket {
     const headers = rateLimitHeaders(checks, outcome.states, now);
+    this.#report(checks, outcome.refused);
     if (outcome.refused !== undefined) throw refusal(checks, outcome, headers, now);
     return new QuotaTicket(this, store, checks, reservation, subject, requestId, headers, now);
   }
 
   #byFailMode(limits: CompiledLimits, rules: readonly CompiledLimitRule[], subject: QuotaSubject, reservation: Reservation, now: number, requestId: string): { checks: Check[]; outcome: AdmitOutcome } {
     if (rules.some((r) => r.failMode === "closed")) {
+      for (const r of rules) if (r.failMode === "closed") this.observer?.decided(r.name, "fail_closed");
       this.stats.failModeRejections++;
       throw new GatewayError("quota_store_unavailable", undefined, [["retry-after", "1"]]);
     }
     this.stats.failModeAdmissions++;
+    for (const r of rules) this.observer?.decided(r.name, "fail_open");
     const share = (r: CompiledLimitRule) => (r.failMode === "local" ? limits.replicas : Infinity);
     const { checks } = checksFor(rules, subject, reservation, now, limits.leaseTtlMs, share);
     return { checks, outcome: this.local.admitNow(checks, requestId, now) };
+  }
+
+  /** The refusing check's rule is rejected; on admission every applicable rule is admitted once. */
+  #report(checks: readonly Check[], refused: number | undefined): void {
+    const observer = this.observer;
+    if (observer === undefined) return;
+    if (refused !== undefined) {
+      const rule = checks[refused]?.rule;
+      if (rule !== undefined) observer.decided(rule, "rejected");
+      return;
+    }
+    let last: string | undefined;
+    for (const c of checks) {
+      // A rule's checks (one per limit kind) are adjacent.
+      if (c.rule !== last) observer.decided(c.rule, "admitted");
+      last = c.rule;
+    }
   }
 
   #storeFailed(err: unknown, during: string): void {

@@ -5,7 +5,9 @@
 // Redis that is down or slow costs a request at most `commandTimeoutMs` before the caller falls
 // back (quota failModes, cache misses). ioredis keeps reconnecting in the background, so Redis
 // coming back needs no restart of the service.
-import { Cluster, Redis } from "ioredis";
+import { createHash } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { Cluster, Redis, type Command } from "ioredis";
 
 export type RedisConnection = Redis | Cluster;
 
@@ -46,6 +48,31 @@ export function createRedisClient(opts: RedisClientOptions): RedisConnection {
   // Errors reach callers through rejected commands; without a listener ioredis logs each one.
   redis.on("error", () => undefined);
   return redis;
+}
+
+/** Told of every command's round trip: its name (a script's defineCommand name for EVALSHA), seconds, success. */
+export type CommandObserver = (command: string, seconds: number, ok: boolean) => void;
+
+/**
+ * Times every command the connection sends. Installed before the stores define their scripts, so
+ * that an EVALSHA is named for its script (quota admission, cache release, ...) rather than all
+ * scripts sharing one "evalsha" series. Replies are observed, never changed.
+ */
+export function observeCommands(redis: RedisConnection, observe: CommandObserver): void {
+  const scripts = new Map<string, string>();
+  const define = redis.defineCommand.bind(redis);
+  redis.defineCommand = (name: string, definition: { lua: string; numberOfKeys?: number; readOnly?: boolean }) => {
+    scripts.set(createHash("sha1").update(definition.lua).digest("hex"), name);
+    define(name, definition);
+  };
+  const send = redis.sendCommand.bind(redis) as (command: Command, ...rest: unknown[]) => unknown;
+  (redis as { sendCommand: (command: Command, ...rest: unknown[]) => unknown }).sendCommand = (command: Command, ...rest: unknown[]) => {
+    const start = performance.now();
+    const name = command.name === "evalsha" ? (scripts.get(String(command.args[0])) ?? "evalsha") : command.name;
+    const done = (ok: boolean) => () => observe(name, (performance.now() - start) / 1000, ok);
+    command.promise.then(done(true), done(false));
+    return send(command, ...rest);
+  };
 }
 
 /** Resolves once connected, or rejects after timeoutMs (`serve` waits for it at start). */

@@ -88,6 +88,8 @@ export interface ObservationExchangeOptions {
   now?: () => number;
   /** Distinguishes this replica's snapshot (default: random). */
   replicaId?: string;
+  /** Told of each cooldown learnt from another replica (metrics). */
+  onSharedCooldown?: (targetId: string) => void;
 }
 
 export class ObservationExchange implements ObservationSink {
@@ -97,6 +99,7 @@ export class ObservationExchange implements ObservationSink {
   readonly #keys: { snapshots: string; times: string; cooldowns: string; failures: string };
   readonly #intervalMs: number;
   readonly #log: Logger;
+  readonly #onSharedCooldown: ((targetId: string) => void) | undefined;
   readonly #errors: ThrottledErrorLog;
   readonly #now: () => number;
   #timer: NodeJS.Timeout | undefined;
@@ -112,6 +115,7 @@ export class ObservationExchange implements ObservationSink {
     this.#obs = opts.observations;
     this.#intervalMs = opts.intervalMs;
     this.#log = opts.log;
+    this.#onSharedCooldown = opts.onSharedCooldown;
     this.#now = opts.now ?? Date.now;
     this.#errors = new ThrottledErrorLog(opts.log, 30_000, "shared target observations: Redis call failed; deciding from this replica's own view");
     const p = `${opts.keyPrefix}{obs}:`;
@@ -183,6 +187,7 @@ export class ObservationExchange implements ObservationSink {
   #learnt(targetId: string, until: number, cause: string): void {
     if (!Number.isFinite(until) || !this.#obs.sharedCooldown(targetId, until)) return;
     this.stats.sharedCooldowns++;
+    this.#onSharedCooldown?.(targetId);
     this.#log.warn({ target: targetId, until: new Date(until).toISOString(), cause }, "target cooling down");
   }
 

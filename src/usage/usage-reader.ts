@@ -50,6 +50,8 @@ export interface UsageReport {
   inputTokensSeen: number | undefined;
   /** The provider reported an error: an `error` event in a stream, or an error object as the JSON body. */
   errorSeen: boolean;
+  /** The answer's own `model` (the first one seen in a stream), when it names one. */
+  model: string | undefined;
 }
 
 const DEFAULT_MAX_JSON_BYTES = 16 * 1024 * 1024;
@@ -85,6 +87,11 @@ function field(obj: unknown, key: string): unknown {
   return isRecord(obj) ? obj[key] : undefined;
 }
 
+function stringField(obj: unknown, key: string): string | undefined {
+  const v = field(obj, key);
+  return typeof v === "string" ? v : undefined;
+}
+
 function textLength(v: unknown): number {
   return typeof v === "string" ? v.length : 0;
 }
@@ -104,6 +111,7 @@ class StreamAccount implements SseSink {
   terminal = false;
   errorSeen = false;
   inputSeen: number | undefined;
+  model: string | undefined;
   deltaEvents = 0;
   outputChars = 0;
   /** Byte span of the usage-only chunk, when asked to find it; -1 until found. */
@@ -143,6 +151,7 @@ class StreamAccount implements SseSink {
     }
     const chunk = parseObject(data);
     if (chunk === undefined) return;
+    this.model ??= stringField(chunk, "model");
     const choices = chunk["choices"];
     const usage = usageFromOpenAi(chunk["usage"]);
     if (usage !== undefined) {
@@ -177,6 +186,7 @@ class StreamAccount implements SseSink {
     const t = type === "message" && typeof declared === "string" ? declared : type;
     if (RESPONSES_FINAL.has(t)) {
       this.terminal = true;
+      this.model ??= stringField(event?.["response"], "model");
       const usage = usageFromResponses(field(event?.["response"], "usage"));
       if (usage !== undefined) {
         this.usage = usage;
@@ -196,6 +206,7 @@ class StreamAccount implements SseSink {
     const t = type === "message" && typeof declared === "string" ? declared : type;
     switch (t) {
       case "message_start":
+        this.model ??= stringField(event?.["message"], "model");
         mergeAnthropicUsage(this.anthropic, field(event?.["message"], "usage"));
         this.inputSeen = anthropicInputTokens(this.anthropic);
         break;
@@ -248,6 +259,7 @@ export class UsageReader {
   private jsonParsed = false;
   private jsonError = false;
   private jsonUsage: Usage | undefined;
+  private jsonModel: string | undefined;
 
   /** Whether forwarded bytes may still differ from the input: until the usage-only chunk or [DONE] went by. */
   private stripping: boolean;
@@ -299,7 +311,7 @@ export class UsageReader {
     const account = this.account;
     if (account === undefined) {
       const usage = this.jsonUsage === undefined ? undefined : { ...this.jsonUsage };
-      return { usage, terminal: this.jsonParsed, estimatedOutputTokens: 0, inputTokensSeen: usage?.inputTokens, errorSeen: this.jsonError };
+      return { usage, terminal: this.jsonParsed, estimatedOutputTokens: 0, inputTokensSeen: usage?.inputTokens, errorSeen: this.jsonError, model: this.jsonModel };
     }
     return {
       usage: account.usage === undefined ? undefined : { ...account.usage },
@@ -307,7 +319,19 @@ export class UsageReader {
       estimatedOutputTokens: Math.max(account.deltaEvents, Math.ceil(account.outputChars / 4)),
       inputTokensSeen: account.inputSeen,
       errorSeen: account.errorSeen,
+      model: account.model,
     };
+  }
+
+  /** The stream so far stops inside an event (or its trailing comments): more bytes would join it. */
+  get midEvent(): boolean {
+    const framer = this.framer;
+    return framer !== undefined && framer.pendingFrom < framer.offset;
+  }
+
+  /** A stream relayed its first piece of output (text, tool arguments, reasoning) so far. */
+  get outputStarted(): boolean {
+    return (this.account?.deltaEvents ?? 0) > 0;
   }
 
   private collectJson(chunk: Buffer, end: boolean): void {
@@ -330,6 +354,7 @@ export class UsageReader {
     // OpenAI errors are {"error": {...}}, Anthropic's {"type": "error", "error": {...}}.
     this.jsonError = isRecord(body["error"]) || body["type"] === "error";
     this.jsonUsage = jsonUsage(this.dialect, body);
+    this.jsonModel = stringField(body, "model");
   }
 
   /**

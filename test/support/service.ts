@@ -2,7 +2,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import { startService, type RunningService } from "../../src/service";
 
 export const TEST_HMAC_KEY = Buffer.alloc(32, 7);
@@ -24,7 +24,7 @@ export interface TestService extends RunningService {
 export async function startTestService(
   policy: object | string = examplePolicy(),
   env: NodeJS.ProcessEnv = TEST_ENV,
-  extra: { maxBodyBytes?: number; redisUrl?: string; redisCluster?: boolean; redisKeyPrefix?: string; redisTimeoutMs?: number; observationsSyncMs?: number } = {},
+  extra: { maxBodyBytes?: number; redisUrl?: string; redisCluster?: boolean; redisKeyPrefix?: string; redisTimeoutMs?: number; observationsSyncMs?: number; adminToken?: string; log?: Logger } = {},
 ): Promise<TestService> {
   let policyFile: string;
   const dir = mkdtempSync(path.join(tmpdir(), "llm-router-test-"));
@@ -41,7 +41,7 @@ export async function startTestService(
     hmacKeys: [TEST_HMAC_KEY],
     contextMaxAgeMs: 60_000,
     maxBodyBytes: extra.maxBodyBytes ?? 16 * 1024 * 1024,
-    log: pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
+    log: extra.log ?? pino({ level: process.env.TEST_LOG_LEVEL ?? "silent" }),
     watchPolicy: false,
     env,
     redisUrl: extra.redisUrl,
@@ -49,6 +49,7 @@ export async function startTestService(
     redisTimeoutMs: extra.redisTimeoutMs,
     observationsSyncMs: extra.observationsSyncMs,
     redisCluster: extra.redisCluster,
+    adminToken: extra.adminToken,
   });
   return { ...svc, address: `127.0.0.1:${svc.grpcPort}`, policyFile, stop: () => svc.shutdown(2000) };
 }

@@ -4,6 +4,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
+import type { Logger } from "pino";
 import { renderEnvoy } from "../../src/envoy/render";
 import { startMockProvider, type MockProvider } from "../../src/mock-provider/server";
 import { compilePolicyText } from "../../src/policy/compile";
@@ -36,6 +37,8 @@ export interface StackOptions {
   streamChunks?: number;
   /** Mock latency before each answer (ms). */
   latencyMs?: number;
+  /** The service's logger (default: silent). */
+  log?: Logger;
 }
 
 /** Writes envoy.yaml rendered from `doc` into a temp dir and returns its path. */
@@ -55,6 +58,7 @@ export async function startStack(doc: Doc, opts: StackOptions = {}): Promise<Sta
     ...(opts.redisTimeoutMs ? { redisTimeoutMs: opts.redisTimeoutMs } : {}),
     ...(opts.redisCluster ? { redisCluster: true } : {}),
     ...(opts.observationsSyncMs !== undefined ? { observationsSyncMs: opts.observationsSyncMs } : {}),
+    ...(opts.log ? { log: opts.log } : {}),
   };
   const svc = await startTestService(doc, undefined, extra);
   const chunks = opts.streamChunks ?? 4;
