@@ -11,6 +11,7 @@ import { measureCacheHits, primeCache, printCacheHits } from "./cache-hit";
 import { chatBody } from "./body";
 import { checkService } from "./check-service";
 import { measureDecisions } from "./decision";
+import { measureObservability } from "./observability-cost";
 import { drive, driveFor, EnvoyLikeClient, type Flow, type RequestCase, type Routing } from "./envoy-client";
 import { cpuPerRequest, fmt, measureInTurns, mergeMeasured, percentile, type Measured, type Server } from "./measure";
 import { BenchRedis } from "./redis";
@@ -71,6 +72,8 @@ const CACHE_COUNT = 3000;
 const TARGET_RATIO_1KIB = 1.5;
 /** The routing decision's share of a request's CPU (issue: under 5 % with a 50-target policy). */
 const TARGET_DECISION_SHARE = 0.05;
+/** Metrics and the request log line together (issue: under 10 % of a request's CPU). */
+const TARGET_OBSERVABILITY_SHARE = 0.1;
 const TARGET_CPU_1MIB_US = 5000;
 
 const scaled = (count: number) => Math.max(10, Math.round(count * SCALE));
@@ -185,6 +188,7 @@ async function main(): Promise<void> {
     printTargets(results, print);
     printStreaming(results, print);
     printDecisions(results, print);
+    printObservability(results, print);
 
     print();
     print(
@@ -291,6 +295,24 @@ function printDecisions(results: Results, print: Print): void {
   const share = worst.us / requestUs;
   print();
   print(`- ${share <= TARGET_DECISION_SHARE ? "PASS" : "FAIL"}: the costliest decision (${worst.strategy}, ${fmt(worst.us, 1)} µs) is ${fmt(100 * share, 1)} % of a request's CPU (target under ${TARGET_DECISION_SHARE * 100} %)`);
+}
+
+function printObservability(results: Results, print: Print): void {
+  const one = results.get(SCENARIOS[0]!.name);
+  if (one === undefined) return;
+  const requestUs = cpuPerRequest(one.service);
+  const cost = measureObservability(Math.max(2000, Math.round(50_000 * SCALE)));
+  const total = cost.metricsUs + cost.logUs;
+  const share = total / requestUs;
+  print();
+  print(`Metrics and the request log, in-process, for one both-phase chat completion (8 ext_proc messages timed, the request and attempt recorded in the request and GenAI metrics, one JSON log line at info through the service's logger to /dev/null), next to the service's CPU per both-phase 1 KiB request (${fmt(requestUs, 0)} µs; the service measured above logs the same way):`);
+  print();
+  print("| Part | µs per request | Share of request CPU |");
+  print("|---|---:|---:|");
+  print(`| metrics | ${fmt(cost.metricsUs, 1)} | ${fmt((100 * cost.metricsUs) / requestUs, 1)} % |`);
+  print(`| request log line | ${fmt(cost.logUs, 1)} | ${fmt((100 * cost.logUs) / requestUs, 1)} % |`);
+  print();
+  print(`- ${share <= TARGET_OBSERVABILITY_SHARE ? "PASS" : "FAIL"}: metrics and logging take ${fmt(total, 1)} µs, ${fmt(100 * share, 1)} % of a request's CPU (target under ${TARGET_OBSERVABILITY_SHARE * 100} %)`);
 }
 
 main().then(

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import pino from "pino";
+import { createLogger } from "../src/log";
 import { startService } from "../src/service";
 import { MAX_BODY_BYTES, reportFailure, reportReady, serveIpc } from "./ipc";
 
@@ -78,7 +79,9 @@ async function main(): Promise<void> {
     hmacKeys: [Buffer.alloc(32, 0x5a)],
     contextMaxAgeMs: 3600 * 1000,
     maxBodyBytes: MAX_BODY_BYTES,
-    log: pino({ level: "silent" }),
+    // As in production: the per-request line at info, through the service's own logger (redaction
+    // included), written asynchronously; to /dev/null so the bench's output stays readable.
+    log: createLogger("info", pino.destination({ dest: "/dev/null", sync: false })),
     watchPolicy: false,
     env: BENCH_ENV,
     redisUrl: args["redis-url"],

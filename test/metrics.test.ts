@@ -3,12 +3,13 @@
 // (success, fallback, quota 429, cache hit, streams whole and truncated) moves the stream, request
 // and GenAI metrics, and writes one log line per request, as it should.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import pino from "pino";
 import { GatewayMetrics } from "../src/metrics/metrics";
 import { NO_PROMTOOL, promtoolFindings, samples, sum } from "./support/exposition";
-import { examplePolicy } from "./support/service";
+import { examplePolicy, REPO_ROOT } from "./support/service";
 import { startStack, type Doc, type Stack } from "./support/stack";
 
 async function scrape(port: number | undefined): Promise<{ type: string | null; text: string }> {
@@ -31,6 +32,13 @@ describe("GatewayMetrics", () => {
     for (const result of ["applied", "unchanged", "rejected"]) assert.equal(s.get(`llm_router_policy_reloads_total{result="${result}"}`), 0);
     assert.equal(s.get('llm_router_policy_info{hash="h1"}'), 1);
     assert.deepEqual(promtoolFindings(body), []);
+  });
+
+  it("README lists every metric the service registers", () => {
+    const readme = readFileSync(path.join(REPO_ROOT, "README.md"), "utf8");
+    const names = new GatewayMetrics({ processMetrics: false }).registry.getMetricsAsArray().map((m) => m.name);
+    assert.ok(names.length > 25);
+    for (const name of names) assert.ok(readme.includes(`\`${name}\``), `${name} is not in README "Metrics"`);
   });
 
   it("counts a stream's messages and end, and keeps one policy_info series", async () => {
