@@ -162,7 +162,12 @@ describe("request and GenAI metrics, and the request log, after traffic through 
     assert.equal(cutMessages.status, 200);
     assert.match(cutMessages.text(), /event: error\ndata: \{"type":"error","error":\{"type":"api_error","message":"The provider's stream ended/);
     assert.equal((await post(chat("no-such-model"))).status, 404);
-    await settled(10);
+    // Passthrough: the mock provider serves no /v1/models, so its own 404 comes back.
+    const models = await s.envoy.request({ method: "GET", path: "/v1/models", headers: { authorization: "Bearer sk-demo-alice" } });
+    assert.equal(models.status, 404);
+    assert.equal(models.headers["x-llm-router-error"], undefined, "the provider's answer, not the gateway's");
+    assert.match(String(models.headers["x-request-id"]), /./, "passthrough answers carry the request id");
+    await settled(11);
     const scraped = await scrape(s.svc.adminPort);
     text = scraped.text;
     after_ = samples(text);
@@ -184,7 +189,8 @@ describe("request and GenAI metrics, and the request log, after traffic through 
     assert.equal(delta(req, { route: "smart", outcome: "truncated", status_class: "2xx" }), 1);
     assert.equal(delta(req, { route: "claude", outcome: "truncated", target: "claude-sonnet", provider: "anthropic" }), 1);
     assert.equal(delta(req, { route: "none", target: "none", outcome: "refused", status_class: "4xx" }), 1, "model_not_found: refused before routing");
-    assert.equal(delta(req), 10);
+    assert.equal(delta(req, { route: "__passthrough", target: "openai-gpt-4o", outcome: "upstream_error", status_class: "4xx" }), 1);
+    assert.equal(delta(req), 11);
     assert.equal(delta("llm_router_gateway_errors_total", { code: "rate_limit_exceeded" }), 1);
     assert.equal(delta("llm_router_gateway_errors_total", { code: "model_not_found" }), 1);
   });
@@ -192,8 +198,8 @@ describe("request and GenAI metrics, and the request log, after traffic through 
   it("counts attempts, fallbacks, truncations, quota decisions, cache lookups and Redis-free cost", () => {
     assert.equal(delta("llm_router_upstream_attempts_total", { route: "smart", target: "openai-gpt-4o", status_class: "5xx" }), 1);
     assert.equal(delta("llm_router_upstream_attempts_total", { route: "smart", target: "azure-gpt-4o", status_class: "2xx" }), 1);
-    assert.equal(delta("llm_router_upstream_attempts_total"), 8, "seven answered requests went upstream, one of them twice");
-    assert.equal(delta("llm_router_upstream_latency_seconds_count", { target: "openai-gpt-4o" }), 4);
+    assert.equal(delta("llm_router_upstream_attempts_total"), 9, "eight answered requests went upstream (one a passthrough), one of them twice");
+    assert.equal(delta("llm_router_upstream_latency_seconds_count", { target: "openai-gpt-4o" }), 5, "four chat requests and the passthrough");
     assert.equal(delta("llm_router_fallbacks_total", { route: "smart", target: "azure-gpt-4o" }), 1);
     assert.equal(delta("llm_router_fallbacks_total"), 1);
     assert.equal(delta("llm_router_truncated_streams_total", { route: "smart", target: "openai-gpt-4o", provider: "openai" }), 1);
@@ -203,8 +209,8 @@ describe("request and GenAI metrics, and the request log, after traffic through 
     assert.equal(delta("llm_router_cache_lookups_total", { route: "fast", result: "miss" }), 3, "bob's two (the lookup comes before admission) and alice's first");
     assert.equal(delta("llm_router_cache_lookups_total", { route: "fast", result: "hit" }), 1);
     assert.equal(delta("llm_router_cache_events_total", { event: "stored" }), 2);
-    assert.equal(delta("llm_router_request_overhead_seconds_count", { phase: "router" }), 10);
-    assert.equal(delta("llm_router_request_overhead_seconds_count", { phase: "upstream" }), 8);
+    assert.equal(delta("llm_router_request_overhead_seconds_count", { phase: "router" }), 11);
+    assert.equal(delta("llm_router_request_overhead_seconds_count", { phase: "upstream" }), 9);
     // Every answer that went upstream was settled; tokens reserved and settled are both counted.
     assert.ok(delta("llm_router_quota_reserved_tokens_total", { route: "smart" }) > 0);
     assert.ok(delta("llm_router_quota_settled_tokens_total", { route: "smart" }) > 0);
@@ -238,7 +244,7 @@ describe("request and GenAI metrics, and the request log, after traffic through 
     assert.equal(res.headers["x-request-id"], "req-ttft-1");
     const overhead = Number(res.headers["x-llm-router-overhead-ms"]);
     assert.ok(overhead > 0 && overhead < 150, `overhead ${overhead} ms`);
-    await settled(11);
+    await settled(12);
     const line = requestLines().find((l) => l.requestId === "req-ttft-1");
     assert.ok(line);
     const ttft = line.ttftMs as number;

@@ -407,16 +407,19 @@ export class RouterPhase implements StreamProcessor {
       const attempt = Number(headers.get(ATTEMPT_RESPONSE_HEADER));
       this.#attempts = Number.isInteger(attempt) && attempt > 0 ? attempt : 1;
     }
-    if (!success || endOfStream) {
+    const routed = this.#routed;
+    // Only a routed success streams its body through this phase; any other answer ends here.
+    if (!success || endOfStream || routed === undefined) {
       this.#outcome = success ? "success" : "upstream_error";
       this.#endAt = performance.now();
     }
-    const routed = this.#routed;
+    // Envoy returns the id too where always_set_request_id_in_response is on; this covers the rest.
+    const requestId: [string, string] = [REQUEST_ID_HEADER, this.#requestId];
     if (routed === undefined) {
       // Passthrough: nothing to account, and the target stays internal.
-      return named === undefined ? CONTINUE : { kind: "continue", headers: { set: [], remove: [TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER] } };
+      return { kind: "continue", headers: { set: [requestId], remove: named === undefined ? [] : [TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER] } };
     }
-    const set: Array<[string, string]> = [...routed.ticket.headers];
+    const set: Array<[string, string]> = [...routed.ticket.headers, requestId];
     const remove: string[] = [];
     const cache = this.#cache;
     if (cache !== undefined) set.push([CACHE_HEADER, cache.header]);
