@@ -57,6 +57,8 @@ export interface ServiceOptions {
   observationsSyncMs?: number | undefined;
   /** When set, the admin port's /debug/* endpoints require it as a bearer token from every address; otherwise they answer loopback only. */
   adminToken?: string | undefined;
+  /** Debug aid: log up to this many bytes of each request and answer body at debug level (default 0: never). */
+  logBodyBytes?: number | undefined;
 }
 
 export interface RunningService {
@@ -125,7 +127,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       logAttempt(log, a);
     },
   };
-  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random, quota, cache, requests };
+  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random, quota, cache, requests, logBodyBytes: opts.logBodyBytes ?? 0 };
 
   // Raise grpc-js's 4 MiB default: BUFFERED bodies up to Envoy's buffer limit arrive in one message.
   const maxMessage = opts.maxBodyBytes + MESSAGE_OVERHEAD_BYTES;

@@ -121,7 +121,8 @@ describe("request and GenAI metrics, and the request log, after traffic through 
     (doc as Record<string, unknown>).metrics = { perConsumer: true };
     // Failures alone never cool a target down here, so each request starts at the chain's head.
     doc.gateway = { ...(doc.gateway as object), cooldown: { failures: 1000 } };
-    const log = pino({ level: "info" }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    // Debug: the log checks below also show that no body is logged without --log-bodies.
+    const log = pino({ level: "debug" }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
     s = await startStack(doc, { log, streamChunks: 6 });
     before_ = samples((await scrape(s.svc.adminPort)).text);
   });
@@ -280,7 +281,36 @@ describe("request and GenAI metrics, and the request log, after traffic through 
     assert.equal(truncated.length, 2);
     assert.ok(truncated.every((l) => typeof l.ttftMs === "number" && (l.tokens as { estimated?: boolean }).estimated === true));
     assert.ok(lines.some((l) => l.msg === "upstream stream ended without its terminal event"));
+    assert.ok(!lines.some((l) => l.msg === "request body" || l.msg === "response body"), "no body without --log-bodies, even at debug");
+    assert.ok(lines.some((l) => l.msg === "upstream attempt" && l.status === 200), "successful attempts at debug");
     const all = JSON.stringify(lines);
     for (const secret of ["sk-demo-alice", "sk-demo-bob", "sk-provider-openai-SECRET", "azure-provider-SECRET", "sk-ant-provider-SECRET"]) assert.ok(!all.includes(secret), `${secret} in the logs`);
+  });
+});
+
+describe("--log-bodies: bodies at debug level, only when asked for, cut at the limit", () => {
+  let s: Stack;
+  const lines: Array<Record<string, unknown>> = [];
+  before(async () => {
+    const log = pino({ level: "debug" }, { write: (l: string) => void lines.push(JSON.parse(l) as Record<string, unknown>) });
+    s = await startStack(examplePolicy() as Doc, { log, logBodyBytes: 64 });
+  });
+  after(() => s.close());
+
+  it("logs the first 64 bytes of the request and of the answer under the request id, and never a header", async () => {
+    const prompt = "a prompt long enough to be cut at sixty-four bytes, and then some more";
+    const body = JSON.stringify({ model: "fast", messages: [{ role: "user", content: prompt }] });
+    const res = await s.envoy.request({ method: "POST", path: "/v1/chat/completions", headers: { "content-type": "application/json", authorization: "Bearer sk-demo-alice", "x-request-id": "req-bodies-1" }, body });
+    assert.equal(res.status, 200);
+    for (let i = 0; i < 100 && !lines.some((l) => l.msg === "request"); i++) await new Promise((r) => setTimeout(r, 10));
+    const request = lines.find((l) => l.msg === "request body");
+    assert.ok(request);
+    assert.deepEqual([request.requestId, request.body, request.bytes, request.truncated], ["req-bodies-1", body.slice(0, 64), body.length, true]);
+    const answer = lines.find((l) => l.msg === "response body");
+    assert.ok(answer);
+    assert.equal(answer.requestId, "req-bodies-1");
+    assert.equal(answer.body, res.text().slice(0, 64));
+    const all = JSON.stringify(lines);
+    for (const secret of ["sk-demo-alice", "sk-provider-openai-SECRET"]) assert.ok(!all.includes(secret), `${secret} in the logs`);
   });
 });

@@ -24,6 +24,7 @@ export const SERVE_OPTIONS: OptionSpec = {
   "redis-timeout-ms": { type: "string", env: "LLM_ROUTER_REDIS_TIMEOUT_MS", default: "200" },
   "cache-memory-mb": { type: "string", env: "LLM_ROUTER_CACHE_MEMORY_MB", default: "64" },
   "observations-sync-ms": { type: "string", env: "LLM_ROUTER_OBSERVATIONS_SYNC_MS", default: "500" },
+  "log-bodies": { type: "string", env: "LLM_ROUTER_LOG_BODIES", default: "0" },
 };
 
 export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
@@ -56,6 +57,7 @@ export async function serveCommand(argv: string[], env: NodeJS.ProcessEnv): Prom
     redisTimeoutMs: positiveInt(o, "redis-timeout-ms"),
     cacheMemoryBytes: positiveInt(o, "cache-memory-mb") * 1024 * 1024,
     observationsSyncMs: nonNegativeInt(o, "observations-sync-ms"),
+    logBodyBytes: nonNegativeInt(o, "log-bodies"),
     adminToken: token,
   });
   const graceMs = positiveInt(o, "shutdown-grace-seconds") * 1000;

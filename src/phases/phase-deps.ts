@@ -25,4 +25,9 @@ export interface PhaseDeps {
   cache: ResponseCache;
   /** Where finished requests and attempts are reported (metrics, request log). */
   requests: RequestSink;
+  /**
+   * Up to this many bytes of each request and answer body are logged at debug level; 0 (the
+   * default) never logs a body. Bodies hold prompts and answers: an explicit debugging choice.
+   */
+  logBodyBytes?: number;
 }

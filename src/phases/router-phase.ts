@@ -120,6 +120,8 @@ export class RouterPhase implements StreamProcessor {
   #accounted: Accounted | undefined;
   /** The router phase's own time so far (all messages answered), ms. */
   #overheadMs = 0;
+  /** With --log-bodies: the first bytes of the answer, logged when it ends. */
+  #answerBody: { parts: Buffer[]; bytes: number; total: number } | undefined;
 
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
@@ -276,6 +278,7 @@ export class RouterPhase implements StreamProcessor {
       throw new GatewayError("gateway_misconfigured");
     }
     const body = p.encoding ? decodeBody(received, p.encoding, maxBodyBytes) : received;
+    this.#logBody("request body", body);
     const json = parseJsonObject(body);
     const model = requestedModel(json);
     this.#model = model;
@@ -449,6 +452,7 @@ export class RouterPhase implements StreamProcessor {
     const routed = this.#routed;
     if (reader === undefined || routed === undefined) return CONTINUE;
     const replacement = reader.push(chunk, endOfStream);
+    this.#keepLoggedBody(replacement ?? chunk, endOfStream);
     if (this.#firstOutputAt === undefined && reader.outputStarted) this.#firstOutputAt = performance.now();
     const cache = this.#cache;
     if (cache?.fill !== undefined) this.#keep(cache, chunk, endOfStream);
@@ -468,6 +472,29 @@ export class RouterPhase implements StreamProcessor {
     const event = renderStreamError(new GatewayError("upstream_stream_truncated"), routed.operation);
     const parts = [replacement ?? chunk, ...(reader.midEvent ? [Buffer.from("\n\n")] : []), event];
     return { kind: "continue", body: Buffer.concat(parts) };
+  }
+
+  /** With --log-bodies: the (decoded) body at debug, cut at logBodyBytes. */
+  #logBody(what: string, body: Buffer): void {
+    const max = this.deps.logBodyBytes ?? 0;
+    if (max === 0 || !this.deps.log.isLevelEnabled("debug")) return;
+    this.deps.log.debug({ requestId: this.#requestId, bytes: body.length, body: body.subarray(0, max).toString("utf8"), truncated: body.length > max || undefined }, what);
+  }
+
+  /** With --log-bodies: the answer as relayed to the client, logged once it ends (first logBodyBytes bytes kept). */
+  #keepLoggedBody(chunk: Buffer, endOfStream: boolean): void {
+    const max = this.deps.logBodyBytes ?? 0;
+    if (max === 0 || !this.deps.log.isLevelEnabled("debug")) return;
+    const kept = (this.#answerBody ??= { parts: [], bytes: 0, total: 0 });
+    kept.total += chunk.length;
+    if (kept.bytes < max && chunk.length > 0) {
+      const part = chunk.subarray(0, max - kept.bytes);
+      kept.parts.push(Buffer.from(part));
+      kept.bytes += part.length;
+    }
+    if (!endOfStream) return;
+    const body = Buffer.concat(kept.parts, kept.bytes);
+    this.deps.log.debug({ requestId: this.#requestId, bytes: kept.total, body: body.toString("utf8"), truncated: kept.total > max || undefined }, "response body");
   }
 
   /** Collects a miss's answer; stores it once whole and complete (never an error or a partial body). */

@@ -39,6 +39,8 @@ export interface StackOptions {
   latencyMs?: number;
   /** The service's logger (default: silent). */
   log?: Logger;
+  /** The service's --log-bodies. */
+  logBodyBytes?: number;
 }
 
 /** Writes envoy.yaml rendered from `doc` into a temp dir and returns its path. */
@@ -59,6 +61,7 @@ export async function startStack(doc: Doc, opts: StackOptions = {}): Promise<Sta
     ...(opts.redisCluster ? { redisCluster: true } : {}),
     ...(opts.observationsSyncMs !== undefined ? { observationsSyncMs: opts.observationsSyncMs } : {}),
     ...(opts.log ? { log: opts.log } : {}),
+    ...(opts.logBodyBytes ? { logBodyBytes: opts.logBodyBytes } : {}),
   };
   const svc = await startTestService(doc, undefined, extra);
   const chunks = opts.streamChunks ?? 4;
