@@ -19,8 +19,6 @@ export interface RoutingContext {
   ch: string[];
   /** The chosen cluster. */
   cl: string;
-  /** 1: add the target/attempt response headers. */
-  rh?: 1;
   /** Operation; absent for passthrough. */
   op?: Operation;
   /** Original path and query, so every attempt starts from the client's request. */

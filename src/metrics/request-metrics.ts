@@ -55,7 +55,7 @@ interface GenAiSeries {
   tpot: Observe;
 }
 
-function memo<T>(map: Map<string, T>, key: string, make: () => T): T {
+function memo<K, T>(map: Map<K, T>, key: K, make: () => T): T {
   let v = map.get(key);
   if (v === undefined) {
     v = make();
@@ -91,7 +91,8 @@ export class RequestMetrics {
   readonly #genAiTpot: Histogram<string>;
 
   readonly #responseModels = new ResponseModelLabels();
-  readonly #children = new Map<string, Inc | Observe>();
+  /** Children by metric, then by label values. */
+  readonly #children = new Map<Counter<string> | Histogram<string>, Map<string, Inc | Observe>>();
   readonly #genAi = new Map<string, GenAiSeries>();
   readonly #routerOverhead: Observe;
   readonly #upstreamOverhead: Observe;
@@ -247,8 +248,7 @@ export class RequestMetrics {
   #child(metric: Counter<string>, ...values: string[]): Inc;
   #child(metric: Histogram<string>, ...values: string[]): Observe;
   #child(metric: Counter<string> | Histogram<string>, ...values: string[]): Inc | Observe {
-    // Metric names are unique in the registry, so they prefix the key.
-    const name = (metric as unknown as { name: string }).name;
-    return memo(this.#children, `${name}\u0000${values.join("\u0000")}`, () => metric.labels(...values));
+    const children = memo(this.#children, metric, () => new Map<string, Inc | Observe>());
+    return memo(children, values.join("\u0000"), () => metric.labels(...values));
   }
 }

@@ -19,6 +19,12 @@ export const PASSTHROUGH_ROUTE = "__passthrough";
 export const TARGET_ATTRIBUTE = `xds.upstream_host_metadata.filter_metadata['${METADATA_NAMESPACE}']['target']`;
 /** Envoy's attempt counter on upstream requests (virtual host include_request_attempt_count). */
 export const ATTEMPT_COUNT_HEADER = "x-envoy-attempt-count";
+
+/** An attempt number as a header carries it (Envoy's count, or ours relayed): a positive integer, else undefined. */
+export function attemptNumber(value: string | undefined): number | undefined {
+  const n = Number(value);
+  return Number.isInteger(n) && n > 0 ? n : undefined;
+}
 /** Request header that caps this request's retries (router-phase filter needs mutation_rules.allow_envoy). */
 export const MAX_RETRIES_HEADER = "x-envoy-max-retries";
 /** gRPC initial metadata that tells the service which phase a stream belongs to. */

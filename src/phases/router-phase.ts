@@ -29,7 +29,7 @@ import { costNanoUsd, type Usage } from "../usage/usage";
 import { UsageReader } from "../usage/usage-reader";
 import { decidePassthrough, decideRoute } from "../routing/decide";
 import { featuresFor, planRoute, type RoutePlan } from "../routing/plan";
-import { ATTEMPT_RESPONSE_HEADER, CACHE_HEADER, CONTEXT_HEADER, gatewayHeadersIn, MAX_RETRIES_HEADER, METADATA_CONTEXT_KEY, METADATA_NAMESPACE, PASSTHROUGH_ROUTE, TARGET_RESPONSE_HEADER } from "./gateway-headers";
+import { attemptNumber, ATTEMPT_RESPONSE_HEADER, CACHE_HEADER, CONTEXT_HEADER, gatewayHeadersIn, MAX_RETRIES_HEADER, METADATA_CONTEXT_KEY, METADATA_NAMESPACE, PASSTHROUGH_ROUTE, TARGET_RESPONSE_HEADER } from "./gateway-headers";
 import type { PhaseDeps } from "./phase-deps";
 import { answering } from "./replies";
 import type { RequestOutcome, RequestSummary } from "./request-summary";
@@ -73,6 +73,8 @@ interface Accounted {
   usage: Usage;
   reported: boolean;
   nanoUsd: number;
+  /** The answer's own `model`. */
+  model: string | undefined;
 }
 
 /** The cache's part in a request that went upstream. */
@@ -189,7 +191,7 @@ export class RouterPhase implements StreamProcessor {
       errorCode: this.#errorCode,
       cache: this.#cache?.header ?? (this.#outcome === "cache_hit" ? "hit" : undefined),
       streaming: this.#streaming,
-      responseModel: this.#reader?.report().model,
+      responseModel: accounted?.model,
       usage: accounted?.usage,
       usageReported: accounted?.reported ?? false,
       nanoUsd: accounted?.nanoUsd ?? 0,
@@ -312,7 +314,6 @@ export class RouterPhase implements StreamProcessor {
       m: model,
       iat: now,
     };
-    if (route.responseHeaders) ctx.rh = 1;
     if (p.consumer.team !== undefined) ctx.tm = p.consumer.team;
     const av = p.headers.get("anthropic-version");
     if (av !== undefined) ctx.av = av;
@@ -407,8 +408,7 @@ export class RouterPhase implements StreamProcessor {
     const answeredBy = named === undefined ? undefined : this.#policy.targets.get(named);
     if (answeredBy !== undefined) {
       this.#answeredBy = answeredBy;
-      const attempt = Number(headers.get(ATTEMPT_RESPONSE_HEADER));
-      this.#attempts = Number.isInteger(attempt) && attempt > 0 ? attempt : 1;
+      this.#attempts = attemptNumber(headers.get(ATTEMPT_RESPONSE_HEADER)) ?? 1;
     }
     const routed = this.#routed;
     // Only a routed success streams its body through this phase; any other answer ends here.
@@ -546,7 +546,7 @@ export class RouterPhase implements StreamProcessor {
     if (report.usage === undefined) this.deps.log.debug({ requestId: this.#requestId, target: target.id, usage }, "no usage reported: settled from estimates");
     const nanoUsd = price === undefined ? 0 : costNanoUsd(usage, price);
     void routed.ticket.settle({ usage, nanoUsd, target: target.id }, now);
-    return { usage, reported: report.usage !== undefined, nanoUsd };
+    return { usage, reported: report.usage !== undefined, nanoUsd, model: report.model };
   }
 
   #routeTo(routeName: string, cluster: CompiledCluster, maxRetries: number | undefined, ctx: RoutingContext, edits: HeaderEdits): PhaseReply & { kind: "continue" } {

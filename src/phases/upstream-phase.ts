@@ -19,6 +19,7 @@ import type { CompiledPolicy, CompiledTarget } from "../policy/compile";
 import { PROVIDER_HEADERS } from "../providers/types";
 import { retryAfterMs } from "../routing/observations";
 import {
+  attemptNumber,
   ATTEMPT_COUNT_HEADER,
   ATTEMPT_RESPONSE_HEADER,
   CONTEXT_HEADER,
@@ -92,12 +93,11 @@ export class UpstreamPhase implements StreamProcessor {
     // counted against the target: the client going away looks the same from here. Envoy's outlier
     // detection, which sees the connection itself, ejects such a target from the chain cluster.
     this.deps.observations.attemptEnded(target.id);
-    const attempt = Number(this.#attempt);
     this.deps.requests.attempted({
       requestId: this.#ctx?.rid ?? "",
       route: this.#ctx?.r,
       target,
-      attempt: Number.isInteger(attempt) && attempt > 0 ? attempt : undefined,
+      attempt: attemptNumber(this.#attempt),
       status: this.#status,
       latencyMs: this.#latencyMs,
       cooldownEntered: this.#cooldownEntered,
