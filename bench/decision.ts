@@ -78,7 +78,7 @@ export function measureDecisions(body: Buffer, iterations: number): DecisionCost
       const header = (n: string) => headers.get(n);
       const route = decideRoute({ operation: "chat.completions", model, header, consumer }, policy);
       const features = featuresFor(route, "chat.completions", json, model);
-      const plan = planRoute(route, { operation: "chat.completions", features, consumer, header, stats: (id) => obs.stats(id), now: Date.now(), random: Math.random });
+      const plan = planRoute(route, { operation: "chat.completions", body: json, features, consumer, header, stats: (id) => obs.stats(id), now: Date.now(), random: Math.random });
       if (plan.cluster.order.length !== CHAIN) throw new Error(`strategy ${strategy}: unexpected plan`);
     };
     for (let i = 0; i < Math.min(2000, iterations); i++) once();

@@ -16,6 +16,11 @@ export const REDACTED_PATHS = [
   "*.apiKey",
   "credential",
   "*.credential",
+  'headers["x-goog-api-key"]',
+  '*["x-goog-api-key"]',
+  '*["x-amz-security-token"]',
+  "aws",
+  "*.aws",
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

@@ -20,7 +20,7 @@ const FEATURES: RequestFeatures = { promptTokens: 10, maxOutputTokens: undefined
 /** The route, then the plan's first target (no observations). */
 function decide(facts: RequestFacts) {
   const route = decideRoute(facts, policy);
-  const plan = planRoute(route, { ...facts, features: FEATURES, stats: () => ({ latencyMs: undefined, samples: 0, inFlight: 0, cooldownUntil: undefined, lastFailureAt: undefined }), now: 0, random: () => 0 });
+  const plan = planRoute(route, { ...facts, body: {}, features: FEATURES, stats: () => ({ latencyMs: undefined, samples: 0, inFlight: 0, cooldownUntil: undefined, lastFailureAt: undefined }), now: 0, random: () => 0 });
   return { route, target: plan.first };
 }
 
@@ -37,7 +37,7 @@ describe("decideRoute", () => {
     { name: "path condition not met", op: "chat.completions", model: "embed", who: "alice", error: "model_not_found" },
     { name: "path restricts smart to chat", op: "responses", model: "smart", who: "alice", error: "model_not_found" },
     { name: "anthropic messages", op: "messages", model: "claude", who: "bob", route: "claude", target: "claude-sonnet" },
-    { name: "route any-path to a target that cannot serve the API", op: "messages", model: "fast", who: "alice", error: "api_not_supported_by_target" },
+    { name: "an Anthropic client reaches an OpenAI target (translated)", op: "messages", model: "fast", who: "alice", route: "fast", target: "openai-gpt-4o-mini" },
     { name: "route allow-list", op: "chat.completions", model: "smart", who: "bob", error: "route_not_allowed" },
     { name: "route allow-list passes", op: "chat.completions", model: "fast", who: "bob", route: "fast" },
     { name: "unknown model", op: "chat.completions", model: "nope", who: "alice", error: "model_not_found" },

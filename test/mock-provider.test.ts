@@ -313,3 +313,144 @@ describe("mock provider options", () => {
     assert.throws(() => parseMockProviderArgs(["--bogus"], {}), /unknown argument/);
   });
 });
+
+describe("mock provider: Anthropic tool use", () => {
+  let mock: MockProvider;
+  before(async () => {
+    mock = await startMockProvider();
+  });
+  after(async () => {
+    await mock.close();
+  });
+
+  const tools = [
+    { name: "search", description: "Search the web", input_schema: { type: "object", properties: { query: { type: "string" } } } },
+    { name: "other", input_schema: { type: "object" } },
+  ];
+  const ask = { role: "user", content: "find one two three four five six seven eight nine ten" };
+  const base = { model: "claude-x", max_tokens: 100, tools, messages: [ask] };
+
+  async function anthropic(body: unknown): Promise<Record<string, unknown>> {
+    return (await (await post(`${mock.url}/v1/messages`, body)).json()) as Record<string, unknown>;
+  }
+
+  it("calls the first tool with the first 8 words of the last user text", async () => {
+    const json = await anthropic(base);
+    assert.equal(json["stop_reason"], "tool_use");
+    const content = json["content"] as Array<Record<string, unknown>>;
+    assert.equal(content.length, 1);
+    assert.equal(content[0]?.["type"], "tool_use");
+    assert.match(String(content[0]?.["id"]), /^toolu_mock_\d+$/);
+    assert.equal(content[0]?.["name"], "search");
+    assert.deepEqual(content[0]?.["input"], { query: "find one two three four five six seven" });
+  });
+
+  it("streams the call as a tool_use block with input_json_delta pieces", async () => {
+    const res = await post(`${mock.url}/v1/messages`, { ...base, stream: true, tool_choice: { type: "auto" } });
+    const events = parseSse(await res.text());
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ["message_start", "content_block_start", "content_block_delta", "content_block_delta", "content_block_delta", "content_block_stop", "message_delta", "message_stop"],
+    );
+    const start = JSON.parse(events[1]?.data ?? "{}") as { content_block: Record<string, unknown> };
+    assert.equal(start.content_block["type"], "tool_use");
+    assert.equal(start.content_block["name"], "search");
+    assert.deepEqual(start.content_block["input"], {});
+    const json = events
+      .filter((e) => e.event === "content_block_delta")
+      .map((e) => (JSON.parse(e.data) as { delta: { type: string; partial_json: string } }).delta)
+      .map((d) => (assert.equal(d.type, "input_json_delta"), d.partial_json))
+      .join("");
+    assert.deepEqual(JSON.parse(json), { query: "find one two three four five six seven" });
+    const delta = JSON.parse(events.at(-2)?.data ?? "{}") as { delta: { stop_reason: string }; usage: { output_tokens: number } };
+    assert.equal(delta.delta.stop_reason, "tool_use");
+    assert.equal(delta.usage.output_tokens, 3);
+  });
+
+  it("answers in text with tool_choice none, or after a tool result", async () => {
+    const none = await anthropic({ ...base, tool_choice: { type: "none" } });
+    assert.equal(none["stop_reason"], "end_turn");
+    assert.equal((none["content"] as Array<{ type: string }>)[0]?.type, "text");
+
+    const call = { role: "assistant", content: [{ type: "tool_use", id: "toolu_1", name: "search", input: { query: "x" } }] };
+    const result = { role: "user", content: [{ type: "tool_result", tool_use_id: "toolu_1", content: "found it" }] };
+    const after = await anthropic({ ...base, messages: [ask, call, result] });
+    assert.equal(after["stop_reason"], "end_turn");
+    // The last user message holds no text, so the usual reply quotes nothing.
+    assert.deepEqual(after["content"], [{ type: "text", text: "mock reply to" }]);
+  });
+});
+
+describe("mock provider: OpenAI chat tool calls", () => {
+  let mock: MockProvider;
+  before(async () => {
+    mock = await startMockProvider();
+  });
+  after(async () => {
+    await mock.close();
+  });
+  beforeEach(() => mock.reset());
+
+  const tools = [
+    { type: "function", function: { name: "lookup", description: "Look something up", parameters: { type: "object", properties: { query: { type: "string" } } } } },
+    { type: "function", function: { name: "other", parameters: { type: "object" } } },
+  ];
+  const ask = { role: "user", content: "find one two three four five six seven eight nine" };
+  const base = { model: "gpt-4o", tools, messages: [ask] };
+
+  async function chat(body: unknown): Promise<Record<string, unknown>> {
+    const res = await post(`${mock.url}/v1/chat/completions`, body);
+    assert.equal(res.status, 200);
+    return (await res.json()) as Record<string, unknown>;
+  }
+
+  it("calls the first function tool with the first 8 words of the last user text", async () => {
+    const raw = JSON.stringify(base);
+    const json = await chat(raw);
+    const choice = (json["choices"] as Array<Record<string, unknown>>)[0];
+    assert.equal(choice?.["finish_reason"], "tool_calls");
+    assert.deepEqual(choice?.["message"], {
+      role: "assistant",
+      content: null,
+      tool_calls: [{ id: "call_mock_1", type: "function", function: { name: "lookup", arguments: '{"query":"find one two three four five six seven"}' } }],
+      refusal: null,
+    });
+    const input = Math.ceil(raw.length / 4);
+    assert.deepEqual(json["usage"], { prompt_tokens: input, completion_tokens: 3, total_tokens: input + 3 });
+  });
+
+  it("streams the call: id, type and name first, arguments in pieces, finish, usage, [DONE]", async () => {
+    const res = await post(`${mock.url}/v1/chat/completions`, { ...base, stream: true, stream_options: { include_usage: true } });
+    const events = parseSse(await res.text());
+    assert.equal(events.at(-1)?.data, "[DONE]");
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e.data) as { choices: Array<{ delta: Record<string, unknown>; finish_reason: string | null }>; usage: unknown });
+    const first = chunks[0]?.choices[0]?.delta;
+    assert.equal(first?.["role"], "assistant");
+    const calls = first?.["tool_calls"] as Array<{ id: string }>;
+    assert.match(calls[0]?.id ?? "", /^call_mock_\d+$/);
+    assert.deepEqual(calls, [{ index: 0, id: calls[0]?.id, type: "function", function: { name: "lookup", arguments: "" } }]);
+    const pieces = chunks.slice(1, -2).map((c) => (c.choices[0]?.delta["tool_calls"] as Array<{ index: number; function: { arguments: string } }>)[0]!);
+    assert.ok(pieces.length >= 2 && pieces.length <= 3);
+    assert.ok(pieces.every((p) => p.index === 0 && p.function.arguments !== ""));
+    assert.deepEqual(JSON.parse(pieces.map((p) => p.function.arguments).join("")), { query: "find one two three four five six seven" });
+    assert.equal(chunks.at(-2)?.choices[0]?.finish_reason, "tool_calls");
+    assert.deepEqual(chunks.at(-1)?.choices, []);
+    assert.equal((chunks.at(-1)?.usage as { completion_tokens: number }).completion_tokens, pieces.length);
+  });
+
+  it("answers in text with tool_choice none, or after a tool message", async () => {
+    const none = await chat({ ...base, tool_choice: "none" });
+    assert.equal((none["choices"] as Array<{ finish_reason: string }>)[0]?.finish_reason, "stop");
+    const after = await chat({
+      ...base,
+      messages: [
+        ask,
+        { role: "assistant", content: null, tool_calls: [{ id: "call_mock_1", type: "function", function: { name: "lookup", arguments: "{}" } }] },
+        { role: "tool", tool_call_id: "call_mock_1", content: "found" },
+      ],
+    });
+    const choice = (after["choices"] as Array<{ finish_reason: string; message: { content: string } }>)[0];
+    assert.equal(choice?.finish_reason, "stop");
+    assert.match(choice?.message.content ?? "", /^mock reply to find/);
+  });
+});

@@ -22,6 +22,7 @@ function features(over: Partial<RequestFeatures> = {}): RequestFeatures {
 function plan(f: RequestFeatures, stats: Record<string, Partial<TargetStats>> = {}, operation: Operation = "chat.completions") {
   return planRoute(smart, {
     operation,
+    body: {},
     features: f,
     consumer: ALICE,
     header: () => undefined,
@@ -95,8 +96,24 @@ describe("planRoute", () => {
     });
   }
 
-  it("an operation no chain target serves", () => {
-    assert.throws(() => plan(features(), {}, "messages"), /api_not_supported_by_target/);
+  it("an operation no chain target serves, natively or translated", () => {
+    // Anthropic has no Responses API and no translation to it.
+    const claude = policy.routes.find((r) => r.name === "claude")!;
+    const input = { operation: "responses" as const, body: {}, features: features(), consumer: ALICE, header: () => undefined, stats: () => FRESH, now: NOW, random: () => 0 };
+    assert.throws(() => planRoute(claude, input), /api_not_supported_by_target/);
+  });
+
+  it("a client of the other API is served through translation; a request no target can express is a 400 naming the field", () => {
+    const p = plan(features(), {}, "messages");
+    assert.equal(p.first.id, "openai-gpt-4o");
+    const claude = policy.routes.find((r) => r.name === "claude")!;
+    const input = { operation: "chat.completions" as const, body: { n: 2, messages: [{ role: "user", content: "hi" }] }, features: features(), consumer: ALICE, header: () => undefined, stats: () => FRESH, now: NOW, random: () => 0 };
+    assert.throws(
+      () => planRoute(claude, input),
+      (e: unknown) => e instanceof GatewayError && e.code === "field_not_supported_by_target" && /\bn\b/.test(e.message) && /anthropic/.test(e.message),
+    );
+    // Without the field the same route takes it, translated.
+    assert.equal(planRoute(claude, { ...input, body: { messages: [{ role: "user", content: "hi" }] } }).first.id, "claude-sonnet");
   });
 
   it("asks for an exact token count only near a context window", () => {

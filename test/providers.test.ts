@@ -9,7 +9,7 @@ import { adapterFor } from "../src/providers/registry";
 const key = new Secret("PROVIDER-KEY");
 
 describe("provider rewrites", () => {
-  const table: Array<{ name: string; provider: ProviderConfig; op: Operation | undefined; path: string; query?: string; model?: string; deployment?: string; av?: string; ab?: string; credential?: Secret; expectPath: string; expectHeaders: Record<string, string> }> = [
+  const table: Array<{ name: string; provider: ProviderConfig; op: Operation | undefined; path: string; query?: string; model?: string; deployment?: string; stream?: boolean; av?: string; ab?: string; credential?: Secret; expectPath: string; expectHeaders: Record<string, string> }> = [
     { name: "openai chat", provider: { type: "openai", basePath: "/v1" }, op: "chat.completions", path: "/v1/chat/completions", expectPath: "/v1/chat/completions", expectHeaders: { authorization: "Bearer PROVIDER-KEY" } },
     { name: "openai keeps the query", provider: { type: "openai", basePath: "/v1" }, op: "responses", path: "/v1/responses", query: "?x=1", expectPath: "/v1/responses?x=1", expectHeaders: { authorization: "Bearer PROVIDER-KEY" } },
     { name: "openai org and project", provider: { type: "openai", basePath: "/v1", organization: "org-1", project: "proj-1" }, op: "embeddings", path: "/v1/embeddings", expectPath: "/v1/embeddings", expectHeaders: { authorization: "Bearer PROVIDER-KEY", "openai-organization": "org-1", "openai-project": "proj-1" } },
@@ -21,6 +21,11 @@ describe("provider rewrites", () => {
     { name: "azure responses", provider: { type: "azure-openai", apiVersion: "2025-04-01-preview" }, op: "responses", path: "/v1/responses", expectPath: "/openai/responses?api-version=2025-04-01-preview", expectHeaders: { "api-key": "PROVIDER-KEY" } },
     { name: "azure passthrough", provider: { type: "azure-openai", apiVersion: "2024-10-21" }, op: undefined, path: "/v1/models", expectPath: "/openai/models?api-version=2024-10-21", expectHeaders: { "api-key": "PROVIDER-KEY" } },
     { name: "anthropic default version", provider: { type: "anthropic", anthropicVersion: "2023-06-01" }, op: "messages", path: "/v1/messages", expectPath: "/v1/messages", expectHeaders: { "x-api-key": "PROVIDER-KEY", "anthropic-version": "2023-06-01" } },
+    { name: "anthropic reached by a translated OpenAI request", provider: { type: "anthropic", anthropicVersion: "2023-06-01" }, op: "messages", path: "/v1/chat/completions", expectPath: "/v1/messages", expectHeaders: { "x-api-key": "PROVIDER-KEY", "anthropic-version": "2023-06-01" } },
+    { name: "gemini generateContent", provider: { type: "gemini", apiVersion: "v1beta" }, op: "chat.completions", path: "/v1/chat/completions", model: "gemini-2.0-flash", expectPath: "/v1beta/models/gemini-2.0-flash:generateContent", expectHeaders: { "x-goog-api-key": "PROVIDER-KEY" } },
+    { name: "gemini stream, models/ prefix", provider: { type: "gemini", apiVersion: "v1" }, op: "chat.completions", path: "/v1/chat/completions", model: "models/gemini-2.5-pro", stream: true, expectPath: "/v1/models/gemini-2.5-pro:streamGenerateContent?alt=sse", expectHeaders: { "x-goog-api-key": "PROVIDER-KEY" } },
+    { name: "gemini embeddings", provider: { type: "gemini", apiVersion: "v1beta" }, op: "embeddings", path: "/v1/embeddings", model: "text-embedding-004", expectPath: "/v1beta/models/text-embedding-004:batchEmbedContents", expectHeaders: { "x-goog-api-key": "PROVIDER-KEY" } },
+    { name: "bedrock with an API key", provider: { type: "bedrock", region: "eu-west-1" }, op: "chat.completions", path: "/v1/chat/completions", model: "amazon.nova-pro-v1:0", stream: true, expectPath: "/model/amazon.nova-pro-v1%3A0/converse-stream", expectHeaders: { authorization: "Bearer PROVIDER-KEY" } },
     { name: "anthropic keeps client version and beta", provider: { type: "anthropic", anthropicVersion: "2023-06-01" }, op: "messages", path: "/v1/messages", query: "?beta=true", av: "2024-01-01", ab: "tools-2024", expectPath: "/v1/messages?beta=true", expectHeaders: { "x-api-key": "PROVIDER-KEY", "anthropic-version": "2024-01-01", "anthropic-beta": "tools-2024" } },
   ];
   for (const t of table) {
@@ -32,6 +37,7 @@ describe("provider rewrites", () => {
         operation: t.op,
         originalPathname: t.path,
         originalQuery: t.query ?? "",
+        stream: t.stream === true,
         clientAnthropicVersion: t.av,
         clientAnthropicBeta: t.ab,
       });

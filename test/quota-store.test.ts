@@ -6,8 +6,14 @@ import { MemoryQuotaStore, type BucketCheck, type LeaseCheck, type QuotaStore, t
 import { RedisQuotaStore } from "../src/quota/redis-store";
 import { describeWithRedis } from "./support/redis";
 
-const T0 = Date.UTC(2026, 10, 21, 12, 0, 0);
-const DAY_END = Date.UTC(2026, 10, 22);
+// Tomorrow (UTC), from the real clock: Redis expires keys at real times, so a fixed date would turn
+// every window into an already-expired one once it has passed.
+const DAY_START = (() => {
+  const now = new Date();
+  return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1);
+})();
+const T0 = DAY_START + 12 * 3600_000;
+const DAY_END = DAY_START + 24 * 3600_000;
 
 const bucket = (key: string, limit: number, cost: number): BucketCheck => ({ rule: "r", kind: cost === 1 ? "requests_per_minute" : "tokens_per_minute", key, limit, cost, algo: "bucket", periodMs: 60_000 });
 const window = (key: string, limit: number, cost: number): WindowCheck => ({ rule: "r", kind: "tokens_per_day", key, limit, cost, algo: "window", endsAt: DAY_END });

@@ -10,7 +10,11 @@ import { examplePolicy } from "./support/service";
 import { describeWithRedisCluster } from "./support/redis";
 import { startStack, type Doc, type Stack } from "./support/stack";
 
-const T0 = Date.UTC(2026, 10, 21, 12, 0, 0);
+// Noon tomorrow (UTC), from the real clock: Redis expires keys at real times.
+const T0 = (() => {
+  const now = new Date();
+  return Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() + 1, 12);
+})();
 const rpm = (key: string, limit: number): BucketCheck => ({ rule: key, kind: "requests_per_minute", key, limit, cost: 1, algo: "bucket", periodMs: 60_000 });
 const tpm = (key: string, limit: number, cost: number): BucketCheck => ({ rule: key, kind: "tokens_per_minute", key, limit, cost, algo: "bucket", periodMs: 60_000 });
 const lease = (key: string, limit: number): LeaseCheck => ({ rule: key, kind: "concurrent", key, limit, algo: "lease", ttlMs: 60_000 });

@@ -43,6 +43,8 @@ export const ERROR_CATALOGUE = {
   quota_store_unavailable: { status: 503, openai: "server_error", anthropic: "api_error", message: "The gateway cannot check quotas right now; retry shortly." },
   target_unavailable: { status: 503, openai: "server_error", anthropic: "api_error", message: "The selected model target is no longer configured; retry the request." },
   gateway_misconfigured: { status: 500, openai: "server_error", anthropic: "api_error", message: "The gateway is misconfigured; the operator has been notified in its logs." },
+  field_not_supported_by_target: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "The request uses a field that no model this route can use supports." },
+  upstream_response_invalid: { status: 502, openai: "server_error", anthropic: "api_error", message: "The provider's answer could not be read or translated into this API." },
   upstream_stream_truncated: { status: 502, openai: "server_error", anthropic: "api_error", message: "The provider's stream ended before the answer was complete; the output above is partial." },
   internal_error: { status: 500, openai: "server_error", anthropic: "api_error", message: "The gateway failed to process the request." },
 } as const satisfies Record<string, ErrorSpec>;
@@ -99,6 +101,7 @@ export function renderStreamError(error: GatewayError, operation: Operation): Bu
   return sseEvent(undefined, { error: { message, type: spec.openai, param: null, code: error.code } });
 }
 
-function sseEvent(event: string | undefined, data: unknown): Buffer {
+/** One SSE event: an optional `event:` line, one `data:` line of JSON, and the blank line. */
+export function sseEvent(event: string | undefined, data: unknown): Buffer {
   return Buffer.from(`${event === undefined ? "" : `event: ${event}\n`}data: ${JSON.stringify(data)}\n\n`);
 }

@@ -144,16 +144,17 @@ async function runPhases(policy: CompiledPolicy, method: string, path: string, h
   const ctx = verified && !("invalid" in verified) ? verified : undefined;
   const routedBody = currentBody;
   // Attempts share one header map, as in Envoy; each gets a fresh copy of the routed body.
-  const attempts: ExplainedAttempt[] = (ctx?.ch ?? []).map((target, i) => {
+  const attempts: ExplainedAttempt[] = [];
+  for (const [i, target] of (ctx?.ch ?? []).entries()) {
     currentBody = routedBody;
     headers.set(ATTEMPT_COUNT_HEADER, String(i + 1));
     const attributes = { "xds.cluster_name": cluster ?? "", [TARGET_ATTRIBUTE]: target };
     const upstream = new UpstreamPhase(deps);
-    const upHeaders = upstream.handle(toMessage("request_headers", currentBody === undefined, { metadata, attributes }));
+    const upHeaders = await upstream.handle(toMessage("request_headers", currentBody === undefined, { metadata, attributes }));
     apply(upHeaders);
     let upBody: PhaseReply | undefined;
     if (upHeaders.kind === "continue" && currentBody !== undefined) {
-      upBody = upstream.handle(bodyMessage(currentBody, { metadata, attributes }));
+      upBody = await upstream.handle(bodyMessage(currentBody, { metadata, attributes }));
       apply(upBody);
     }
     let shownBody: unknown = currentBody?.toString("utf8");
@@ -162,13 +163,13 @@ async function runPhases(policy: CompiledPolicy, method: string, path: string, h
     } catch {
       // shown as text
     }
-    return {
+    attempts.push({
       attempt: i + 1,
       target,
       upstream: { headers: redactReply(upHeaders), ...(upBody ? { body: redactReply(upBody) } : {}) },
       upstreamRequest: { path: headers.get(":path") ?? path, headers: redactHeaders(Object.fromEntries(headers)), body: shownBody },
-    };
-  });
+    });
+  }
   const plan = router.plan;
   const route = ctx?.r === undefined ? undefined : policy.routes.find((r) => r.name === ctx.r);
   const first = attempts[0];
@@ -201,7 +202,7 @@ async function runPhases(policy: CompiledPolicy, method: string, path: string, h
   };
 }
 
-const SENSITIVE = new Set(["authorization", "x-api-key", "api-key", "x-llm-router-ctx", "cookie"]);
+const SENSITIVE = new Set(["authorization", "x-api-key", "api-key", "x-goog-api-key", "x-amz-security-token", "x-llm-router-ctx", "cookie"]);
 const REDACTED = "[redacted]";
 /** What compilePolicyText puts in place of a credential with secretPlaceholders (never a real key). */
 const PLACEHOLDER = /^<credential from (env|file) [^>]*>$/;
@@ -219,8 +220,11 @@ function redactHeaders(h: Record<string, string>): Record<string, string> {
 function resolvedCredentials(policy: CompiledPolicy): string[] {
   const values = new Set<string>();
   for (const target of policy.targets.values()) {
-    const value = target.provider.credential?.reveal();
-    if (value !== undefined && value !== "" && !PLACEHOLDER.test(value)) values.add(value);
+    const { credential, aws } = target.provider;
+    for (const secret of [credential, aws?.accessKeyId, aws?.secretAccessKey, aws?.sessionToken]) {
+      const value = secret?.reveal();
+      if (value !== undefined && value !== "" && !PLACEHOLDER.test(value)) values.add(value);
+    }
   }
   // Longest first, so a credential that contains another is replaced whole.
   return [...values].sort((a, b) => b.length - a.length);

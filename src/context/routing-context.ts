@@ -25,6 +25,8 @@ export interface RoutingContext {
   p: string;
   /** Model the client asked for. */
   m?: string;
+  /** 1 when the client asked for a stream (Gemini and Bedrock take streams on another path). */
+  s?: 1;
   /** Client's anthropic-version header, if any. */
   av?: string;
   /** Client's anthropic-beta header, if any. */

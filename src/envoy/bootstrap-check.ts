@@ -126,6 +126,12 @@ export function checkPolicyAgainstEnvoy(policy: CompiledPolicy, bootstrap: Obj, 
     if (mode.request_body_mode !== "BUFFERED") errors.push(`cluster ${name}: upstream phase needs request_body_mode: BUFFERED (it rewrites the model)`);
     if (mode.response_header_mode !== "SEND") warnings.push(`cluster ${name}: upstream phase without response_header_mode: SEND cannot observe targets (no cooldowns, latency, target response headers)`);
     if (up.failure_mode_allow === true) errors.push(`cluster ${name}: upstream phase must not set failure_mode_allow: true (credentials would not be set)`);
+    if (mode.response_header_mode !== "SEND" || up.allow_mode_override !== true) {
+      // Gemini and Bedrock only ever get translated requests; elsewhere only a client of the other API is.
+      const message = `cluster ${name}: upstream phase needs response_header_mode: SEND and allow_mode_override: true to translate answers between APIs`;
+      if (compiled.order.some((t) => t.provider.adapter.operations.size === 0)) errors.push(message);
+      else warnings.push(message);
+    }
     if (!namespaces(up, "forwarding_namespaces").includes(METADATA_NAMESPACE)) {
       errors.push(`cluster ${name}: upstream phase must list "${METADATA_NAMESPACE}" in metadata_options.forwarding_namespaces.untyped`);
     }

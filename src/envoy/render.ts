@@ -193,10 +193,12 @@ function upstreamFilters(facts: BaseFacts): Obj[] {
           request_body_mode: "BUFFERED",
           // Response headers: which target answered, observations for cooldowns and strategies.
           response_header_mode: "SEND",
+          // Bodies of answers are sent only for translated attempts (mode_override on their headers).
           response_body_mode: "NONE",
           request_trailer_mode: "SKIP",
           response_trailer_mode: "SKIP",
         },
+        allow_mode_override: true,
         message_timeout: facts.messageTimeout,
         // The cluster and the target of this attempt's endpoint (set before upstream filters run:
         // UpstreamRequest's constructor stores the chosen host in the stream info).

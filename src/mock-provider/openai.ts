@@ -33,6 +33,8 @@ export function chatCompletions(deployment?: string): MockHandler {
     if (!Array.isArray(messages) || messages.length === 0) {
       return sendError(ctx.res, "openai", 400, "'messages' must be a non-empty array");
     }
+    const tool = toolToCall(body, messages);
+    if (tool !== undefined) return toolCallReply(ctx, body, model, tool, lastUserText(messages));
     const reply = buildReply({
       bodyChars: ctx.bodyChars,
       prompt: lastUserText(messages),
@@ -81,6 +83,86 @@ export function chatCompletions(deployment?: string): MockHandler {
     await sse.send("[DONE]");
     sse.end();
   };
+}
+
+/**
+ * The function to call instead of answering: the first function tool, when the request offers
+ * tools, does not forbid them (tool_choice "none") and does not already carry a tool result as its
+ * last message (then the model answers in text, which ends a client's tool loop).
+ */
+function toolToCall(body: Record<string, unknown>, messages: unknown[]): string | undefined {
+  const tools = body["tools"];
+  if (!Array.isArray(tools) || body["tool_choice"] === "none") return undefined;
+  const last: unknown = messages[messages.length - 1];
+  if (isRecord(last) && last["role"] === "tool") return undefined;
+  for (const tool of tools) {
+    const fn = isRecord(tool) && tool["type"] === "function" ? tool["function"] : undefined;
+    if (isRecord(fn) && typeof fn["name"] === "string") return fn["name"];
+  }
+  return undefined;
+}
+
+/** Three pieces, never splitting a UTF-16 surrogate pair. */
+function splitArguments(args: string): string[] {
+  const lowSurrogate = (at: number): boolean => {
+    const c = args.charCodeAt(at);
+    return c >= 0xdc00 && c <= 0xdfff;
+  };
+  const cut = (at: number): number => (at > 0 && lowSurrogate(at) ? at + 1 : at);
+  const a = cut(Math.floor(args.length / 3));
+  const b = Math.max(a, cut(Math.floor((2 * args.length) / 3)));
+  return [args.slice(0, a), args.slice(a, b), args.slice(b)].filter((p) => p !== "");
+}
+
+/**
+ * One tool call, arguments {"query": <first 8 words of the last user text>}. Output tokens are the
+ * number of argument pieces streamed (as a text reply counts one token per content chunk).
+ */
+async function toolCallReply(ctx: MockContext, body: Record<string, unknown>, model: string, name: string, prompt: string): Promise<void> {
+  const id = `chatcmpl-mock-${ctx.seq}`;
+  const callId = `call_mock_${ctx.seq}`;
+  const created = nowSeconds();
+  const args = JSON.stringify({ query: prompt.split(/\s+/).filter((w) => w !== "").slice(0, 8).join(" ") });
+  const pieces = splitArguments(args);
+  const input = inputTokensFor(ctx.bodyChars);
+  const usage = { prompt_tokens: input, completion_tokens: pieces.length, total_tokens: input + pieces.length };
+  if (body["stream"] !== true) {
+    return sendJson(ctx.res, 200, {
+      id,
+      object: "chat.completion",
+      created,
+      model,
+      choices: [
+        {
+          index: 0,
+          message: { role: "assistant", content: null, tool_calls: [{ id: callId, type: "function", function: { name, arguments: args } }], refusal: null },
+          logprobs: null,
+          finish_reason: "tool_calls",
+        },
+      ],
+      usage,
+    });
+  }
+  const withUsage = includeUsage(body);
+  const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    id,
+    object: "chat.completion.chunk",
+    created,
+    model,
+    choices,
+    ...(withUsage ? { usage: null } : {}),
+    ...extra,
+  });
+  const sse = ctx.openStream();
+  const first = { role: "assistant", content: null, tool_calls: [{ index: 0, id: callId, type: "function", function: { name, arguments: "" } }] };
+  await sse.json(chunk([{ index: 0, delta: first, logprobs: null, finish_reason: null }]));
+  for (const piece of pieces) {
+    await sse.json(chunk([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: piece } }] }, logprobs: null, finish_reason: null }]));
+  }
+  await sse.json(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: "tool_calls" }]));
+  if (withUsage) await sse.json(chunk([], { usage }));
+  await sse.send("[DONE]");
+  sse.end();
 }
 
 export function completions(deployment?: string): MockHandler {

@@ -1,4 +1,4 @@
-// A local mock LLM provider: OpenAI (+ Azure OpenAI paths) and Anthropic shapes, deterministic
+// A local mock LLM provider: OpenAI (+ Azure OpenAI paths), Anthropic, Gemini and Bedrock shapes, deterministic
 // text and usage, recorded requests, and scriptable failures (forced statuses, delayed headers,
 // connections reset before any response, dropped streams).
 // Used by end-to-end tests and by docker-compose (see main.ts for the CLI).
@@ -6,7 +6,9 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { messages } from "./anthropic";
-import { type ErrorStyle, type MockHandler, errorBody, sendError, sendJson } from "./context";
+import { bedrockConverse } from "./bedrock";
+import { type ErrorStyle, type MockHandler, errorBody, errorHeaders, sendError, sendJson } from "./context";
+import { gemini } from "./gemini";
 import { chatCompletions, completions, embeddings } from "./openai";
 import { responses } from "./openai-responses";
 import { SseWriter, type StreamCut } from "./sse";
@@ -78,6 +80,10 @@ const OPENAI_ROUTES: Record<string, (deployment?: string) => MockHandler> = {
 };
 
 const AZURE_PATH = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|completions|embeddings)$/;
+// https://ai.google.dev/api/generate-content ; https://ai.google.dev/api/embeddings
+const GEMINI_PATH = /^\/v1(?:beta|alpha)?\/models\/([^/:]+):(generateContent|streamGenerateContent|batchEmbedContents)$/;
+// https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
+const BEDROCK_PATH = /^\/model\/([^/]+)\/(converse|converse-stream)$/;
 
 /** The endpoint for a path; "unknown" for any other path; "azure-version" when api-version is missing. */
 function findRoute(url: URL): Route | "unknown" | "azure-version" {
@@ -88,6 +94,10 @@ function findRoute(url: URL): Route | "unknown" | "azure-version" {
     const factory = OPENAI_ROUTES[path.slice(4)];
     return factory === undefined ? "unknown" : { handler: factory(), style: "openai" };
   }
+  const g = GEMINI_PATH.exec(path);
+  if (g !== null) return { handler: gemini(g[2] as "generateContent" | "streamGenerateContent" | "batchEmbedContents", decodeURIComponent(g[1] ?? "")), style: "gemini" };
+  const b = BEDROCK_PATH.exec(path);
+  if (b !== null) return { handler: bedrockConverse(b[2] === "converse-stream", decodeURIComponent(b[1] ?? "")), style: "bedrock" };
   const azure = AZURE_PATH.exec(path);
   if (azure !== null) {
     // Azure answers requests without ?api-version= with 404 "Resource not found".
@@ -183,7 +193,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
     const forced = failures.shift();
     if (forced !== undefined) {
       const payload = forced.opts.body ?? JSON.stringify(errorBody(style, forced.status, `mock forced failure (${forced.status})`));
-      res.writeHead(forced.status, { "content-type": "application/json", ...forced.opts.headers });
+      res.writeHead(forced.status, { "content-type": "application/json", ...errorHeaders(style, forced.status), ...forced.opts.headers });
       res.end(payload);
       return;
     }
@@ -203,7 +213,7 @@ export async function startMockProvider(opts: MockProviderOptions = {}): Promise
       res,
       streamChunks: opts.streamChunks,
       seq: ++seq,
-      openStream: () => new SseWriter(res, drops.shift()),
+      openStream: (contentType?: string) => new SseWriter(res, drops.shift(), contentType),
     });
   }
 

@@ -2,6 +2,7 @@
 // One write per event, so every event is a separate chunk on the wire. A cut simulates a provider
 // failing mid-stream after that many events: "drop" destroys the socket (the connection dies),
 // "end" ends the response cleanly without the rest (a stream missing its terminal event).
+// Binary streams (Bedrock's AWS event stream) use the same writer and cuts, one frame per event.
 import type { ServerResponse } from "node:http";
 import { setImmediate as nextTick } from "node:timers/promises";
 
@@ -20,10 +21,11 @@ export class SseWriter {
   constructor(
     private readonly res: ServerResponse,
     private readonly cut: StreamCut | undefined,
+    contentType = "text/event-stream; charset=utf-8",
   ) {
     this.dropAfter = cut?.how === "drop" ? cut.after : undefined;
     res.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
+      "content-type": contentType,
       "cache-control": "no-cache",
       connection: "keep-alive",
     });
@@ -42,17 +44,25 @@ export class SseWriter {
 
   /** Writes one event; `data` is written as a single `data:` line. */
   async send(data: string, event?: string): Promise<void> {
+    await this.write(event === undefined ? `data: ${data}\n\n` : `event: ${event}\ndata: ${data}\n\n`);
+  }
+
+  /** Writes one already encoded binary frame (an AWS event stream message); it counts as one event. */
+  async frame(bytes: Uint8Array): Promise<void> {
+    await this.write(bytes);
+  }
+
+  private async write(payload: string | Uint8Array): Promise<void> {
     if (this.dropped || this.silenced) return;
     if (this.cut?.how === "end" && this.written >= this.cut.after) {
       this.silenced = true;
       return;
     }
-    const lines = event === undefined ? `data: ${data}\n\n` : `event: ${event}\ndata: ${data}\n\n`;
     this.written++;
     const drop = this.dropAfter !== undefined && this.written >= this.dropAfter;
     if (drop) this.destroyed = true;
     // Destroy only after the bytes were handed to the OS, so exactly `dropAfter` events arrive.
-    this.res.write(lines, () => {
+    this.res.write(payload, () => {
       if (drop) this.res.socket?.destroy();
     });
     // Yield between events so they leave as separate writes instead of one coalesced buffer.

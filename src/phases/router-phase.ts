@@ -292,6 +292,7 @@ export class RouterPhase implements StreamProcessor {
     const features = featuresFor(route, p.operation, json, model);
     const plan = planRoute(route, {
       operation: p.operation,
+      body: json,
       features,
       consumer: p.consumer,
       header,
@@ -315,6 +316,7 @@ export class RouterPhase implements StreamProcessor {
       iat: now,
     };
     if (p.consumer.team !== undefined) ctx.tm = p.consumer.team;
+    if (features.stream) ctx.s = 1;
     const av = p.headers.get("anthropic-version");
     if (av !== undefined) ctx.av = av;
     const ab = p.headers.get("anthropic-beta");

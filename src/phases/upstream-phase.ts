@@ -8,8 +8,8 @@
 // On the attempt's response headers it records what the target did (latency, failures, cooldowns)
 // and names the target and attempt number for the router phase (which shows them to the client
 // where the route says so). When the attempt's stream closes, its summary goes to the request sink.
-import { GatewayError } from "../api/errors";
-import { parsePath } from "../api/operations";
+import { GatewayError, renderError } from "../api/errors";
+import { OPERATIONS, parsePath, type ApiFormat } from "../api/operations";
 import type { RequestHeaders } from "../api/request-headers";
 import { replaceTopLevelString } from "../api/json-splice";
 import { parseJsonObject } from "../api/request-body";
@@ -17,6 +17,8 @@ import type { RoutingContext } from "../context/routing-context";
 import { CONTINUE, ProtocolError, type ExtProcMessage, type JsonValue, type MessageKind, type PhaseReply, type StreamOutcome, type StreamProcessor } from "../extproc/messages";
 import type { CompiledPolicy, CompiledTarget } from "../policy/compile";
 import { PROVIDER_HEADERS } from "../providers/types";
+import { translationFor } from "../translate/registry";
+import type { ResponseTranslator, TranslatedRequest, Translation } from "../translate/types";
 import { retryAfterMs } from "../routing/observations";
 import {
   attemptNumber,
@@ -32,9 +34,16 @@ import {
 import type { PhaseDeps } from "./phase-deps";
 
 const PROVIDER_HEADER_SET: ReadonlySet<string> = new Set(PROVIDER_HEADERS);
+const EMPTY = Buffer.alloc(0);
 
 /** Path of a disarmed attempt (see #failingClosed); providers answer it with 404. */
 export const REJECTED_PATH_PREFIX = "/__llm_router_refused__/";
+
+/** Output limit sent to a provider that requires one (Anthropic) when neither client nor target sets it. */
+export const DEFAULT_MAX_TOKENS = 4096;
+
+/** A translated non-streamed answer (JSON or error) is held until complete, up to this size. */
+const MAX_HELD_RESPONSE_BYTES = 64 * 1024 * 1024;
 
 /** request_attributes key naming the cluster of this attempt. */
 export const CLUSTER_ATTRIBUTE = "xds.cluster_name";
@@ -46,6 +55,8 @@ export class UpstreamPhase implements StreamProcessor {
   #target: CompiledTarget | undefined;
   /** Provider headers this attempt set on its request headers. */
   #credentialsSet: string[] = [];
+  /** The path this attempt was rewritten to (SigV4 signs it). */
+  #path = "";
   /** Envoy's attempt number (x-envoy-attempt-count), when the virtual host sends it. */
   #attempt: string | undefined;
   /** performance.now() when the attempt was rewritten and sent on; undefined until then. */
@@ -55,12 +66,17 @@ export class UpstreamPhase implements StreamProcessor {
   #cooldownEntered = false;
   /** The upstream phase's own time for this attempt, ms. */
   #overheadMs = 0;
+  /** Set when the target does not serve the client's API natively: this attempt is translated. */
+  #translation: Translation | undefined;
+  #translated: TranslatedRequest | undefined;
+  /** The answer's translation: a stream chunk by chunk, or a whole JSON or error body. */
+  #answer: { translator: ResponseTranslator; mode: "stream" | "json" | "error"; status: number; headers: RequestHeaders; held: Buffer[]; heldBytes: number } | undefined;
 
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
   }
 
-  handle(message: ExtProcMessage): PhaseReply {
+  handle(message: ExtProcMessage): PhaseReply | Promise<PhaseReply> {
     switch (message.kind) {
       case "request_headers":
         if (this.#state !== "headers") throw new ProtocolError(`request_headers received in state ${this.#state}`);
@@ -77,6 +93,8 @@ export class UpstreamPhase implements StreamProcessor {
         return CONTINUE;
       case "response_headers":
         return this.#onResponseHeaders(message.headers);
+      case "response_body":
+        return this.#onResponseBody(message.body, message.endOfStream);
       default:
         return CONTINUE;
     }
@@ -126,7 +144,42 @@ export class UpstreamPhase implements StreamProcessor {
     // the client's response unless the route shows it.
     set.push([TARGET_RESPONSE_HEADER, target.id]);
     if (this.#attempt !== undefined) set.push([ATTEMPT_RESPONSE_HEADER, this.#attempt]);
-    return { kind: "continue", headers: { set, remove: [] } };
+    if (this.#translation === undefined || this.#translated === undefined) return { kind: "continue", headers: { set, remove: [] } };
+
+    // A translated answer: the body is rewritten (so its length changes) and, for errors and JSON,
+    // held until complete; Envoy sends it chunk by chunk (mode_override) and frames it itself.
+    const translator = this.#translation.response(this.#translated.meta, this.#translated.stream);
+    const ok = status >= 200 && status < 300;
+    const mode = !ok ? "error" : this.#translated.stream ? "stream" : "json";
+    this.#answer = { translator, mode, status, headers, held: [], heldBytes: 0 };
+    const clientStatus = translator.status(status);
+    if (clientStatus !== status) set.push([":status", String(clientStatus)]);
+    set.push(["content-type", mode === "stream" ? translator.contentType(true) : mode === "json" ? translator.contentType(false) : "application/json"]);
+    return { kind: "continue", headers: { set, remove: ["content-length", "content-encoding"] }, streamResponseBody: true };
+  }
+
+  #onResponseBody(chunk: Buffer, end: boolean): PhaseReply {
+    const answer = this.#answer;
+    if (answer === undefined) return CONTINUE;
+    if (answer.mode === "stream") return { kind: "continue", body: answer.translator.streamChunk(chunk, end) };
+    if (answer.heldBytes + chunk.length > MAX_HELD_RESPONSE_BYTES) {
+      // Past the cap the answer cannot be translated whole; the client gets an error in its format.
+      this.#answer = undefined;
+      this.deps.log.warn({ requestId: this.#ctx?.rid, target: this.#target?.id, bytes: answer.heldBytes + chunk.length }, "provider answer too large to translate");
+      return { kind: "continue", body: renderError(new GatewayError("upstream_response_invalid"), this.#clientFormat()).body };
+    }
+    answer.held.push(chunk);
+    answer.heldBytes += chunk.length;
+    if (!end) return { kind: "continue", body: EMPTY };
+    const whole = answer.held.length === 1 ? answer.held[0]! : Buffer.concat(answer.held, answer.heldBytes);
+    answer.held = [];
+    if (answer.mode === "json") return { kind: "continue", body: answer.translator.json(whole) };
+    return { kind: "continue", body: answer.translator.error(answer.status, whole, (name) => answer.headers.get(name)) };
+  }
+
+  #clientFormat(): ApiFormat {
+    const op = this.#ctx?.op;
+    return op === undefined ? "openai" : OPERATIONS[op].format;
   }
 
   #logEffect(target: CompiledTarget, effect: { cooldownEntered: boolean; cooldownUntil: number | undefined }, cause: string): void {
@@ -142,22 +195,29 @@ export class UpstreamPhase implements StreamProcessor {
    * and a reserved path that no provider serves. Nothing of the prompt or of any key leaves; the
    * provider answers 404/401, which is not retried. The reason is logged with the request id.
    */
-  #failingClosed(headers: RequestHeaders | undefined, endOfStream: boolean, step: () => PhaseReply): PhaseReply {
+  #failingClosed(headers: RequestHeaders | undefined, endOfStream: boolean, step: () => PhaseReply | Promise<PhaseReply>): PhaseReply | Promise<PhaseReply> {
     try {
-      return step();
+      const reply = step();
+      return reply instanceof Promise ? reply.catch((err: unknown) => this.#refused(err, headers, endOfStream)) : reply;
     } catch (err) {
-      if (!(err instanceof GatewayError)) throw err;
-      this.deps.log.warn({ requestId: this.#ctx?.rid, code: err.code, target: this.#target?.id }, "upstream attempt refused and disarmed");
-      const path: [string, string] = [":path", `${REJECTED_PATH_PREFIX}${err.code}`];
-      if (headers === undefined) {
-        // Refused on the body: with BUFFERED bodies Envoy still holds the headers, so the
-        // credentials this attempt set on its headers can be taken back here.
-        this.#state = "done";
-        return emptyBody([path], this.#credentialsSet);
-      }
-      this.#state = endOfStream ? "done" : "rejected";
-      return { kind: "continue", headers: { set: [path], remove: this.#strippable(headers, []) } };
+      return this.#refused(err, headers, endOfStream);
     }
+  }
+
+  #refused(err: unknown, headers: RequestHeaders | undefined, endOfStream: boolean): PhaseReply {
+    if (!(err instanceof GatewayError)) throw err;
+    this.deps.log.warn({ requestId: this.#ctx?.rid, code: err.code, target: this.#target?.id }, "upstream attempt refused and disarmed");
+    // A disarmed attempt's answer (the 404 for the reserved path) is not translated.
+    this.#translation = undefined;
+    const path: [string, string] = [":path", `${REJECTED_PATH_PREFIX}${err.code}`];
+    if (headers === undefined) {
+      // Refused on the body: with BUFFERED bodies Envoy still holds the headers, so the
+      // credentials this attempt set on its headers can be taken back here.
+      this.#state = "done";
+      return emptyBody([path], this.#credentialsSet);
+    }
+    this.#state = endOfStream ? "done" : "rejected";
+    return { kind: "continue", headers: { set: [path], remove: this.#strippable(headers, []) } };
   }
 
   #onHeaders(
@@ -185,18 +245,30 @@ export class UpstreamPhase implements StreamProcessor {
 
     const { pathname, query } = parsePath(ctx.p);
     const provider = target.provider;
+    const op = ctx.op;
+    if (op !== undefined) {
+      this.#translation = translationFor(provider.adapter, op);
+      // The router phase never routes an API to a target that cannot serve it; a policy reload
+      // between the phases can.
+      if (this.#translation === undefined && !provider.adapter.operations.has(op)) throw new GatewayError("api_not_supported_by_target");
+    }
     const rewrite = provider.adapter.rewrite({
       provider: provider.config,
       credential: provider.credential,
       target: { model: target.config.model, deployment: target.config.deployment },
-      operation: ctx.op,
+      operation: this.#translation?.to ?? op,
       originalPathname: pathname,
-      originalQuery: query,
+      // The client's query string belongs to the client's API; a translated request drops it.
+      originalQuery: this.#translation === undefined ? query : "",
+      stream: ctx.s === 1,
       clientAnthropicVersion: ctx.av,
       clientAnthropicBeta: ctx.ab,
     });
     const set: Array<[string, string]> = [[":path", rewrite.path], ...rewrite.setHeaders];
     const remove = this.#strippable(headers, set);
+    // The translation reads the answer's bytes: ask for them uncompressed.
+    if (this.#translation !== undefined && headers.get("accept-encoding") !== undefined) remove.push("accept-encoding");
+    this.#path = rewrite.path;
     this.#credentialsSet = rewrite.setHeaders.map(([k]) => k);
     this.#state = endOfStream ? "done" : "body";
     this.#sentAt = performance.now();
@@ -235,7 +307,7 @@ export class UpstreamPhase implements StreamProcessor {
     return remove;
   }
 
-  #onBody(body: Buffer, endOfStream: boolean): PhaseReply {
+  #onBody(body: Buffer, endOfStream: boolean): PhaseReply | Promise<PhaseReply> {
     this.#state = "done";
     const ctx = this.#ctx;
     const target = this.#target;
@@ -244,12 +316,52 @@ export class UpstreamPhase implements StreamProcessor {
       this.deps.log.error("upstream phase received a partial body: configure request_body_mode: BUFFERED");
       throw new GatewayError("gateway_misconfigured");
     }
+    if (this.#translation !== undefined) return this.#translateBody(ctx, target, this.#translation, body);
     // content-length is always restated: an earlier attempt may have changed it in the shared map.
     if (ctx.op === undefined || ctx.m === target.config.model) {
       return { kind: "continue", headers: { set: [["content-length", String(body.length)]], remove: [] } };
     }
     const rewritten = replaceTopLevelString(body, "model", target.config.model) ?? reserialiseWithModel(body, target.config.model);
     return { kind: "continue", headers: { set: [["content-length", String(rewritten.length)]], remove: [] }, body: rewritten };
+  }
+
+  /** The client's body in the provider's API; signed over the result where the provider signs requests. */
+  #translateBody(ctx: RoutingContext, target: CompiledTarget, translation: Translation, body: Buffer): PhaseReply | Promise<PhaseReply> {
+    const json = parseJsonObject(body);
+    const problem = translation.check(json);
+    // The router phase checked the chain's targets already; only a policy change in between gets here.
+    if (problem !== undefined) throw new GatewayError("field_not_supported_by_target", `${problem} (${target.provider.config.type})`);
+    const translated = translation.request(json, {
+      model: target.config.model,
+      defaultMaxTokens: target.config.maxOutputTokens ?? DEFAULT_MAX_TOKENS,
+      nowMs: this.deps.now(),
+    });
+    this.#translated = translated;
+    if (translated.dropped.length > 0) {
+      this.deps.log.warn({ requestId: ctx.rid, target: target.id, provider: target.provider.config.type, dropped: translated.dropped }, "request fields the provider cannot take were dropped");
+    }
+    const set: Array<[string, string]> = [
+      ["content-length", String(translated.body.length)],
+      ["content-type", "application/json"],
+    ];
+    const reply = (signed: Array<[string, string]>): PhaseReply => ({ kind: "continue", headers: { set: [...set, ...signed], remove: [] }, body: translated.body });
+    const provider = target.provider;
+    if (provider.aws === undefined || provider.adapter.sign === undefined) return reply([]);
+    const { host, port, tls } = provider.origin;
+    return provider.adapter
+      .sign({
+        provider: provider.config,
+        aws: provider.aws,
+        host: port === (tls ? 443 : 80) ? host : `${host}:${port}`,
+        path: this.#path,
+        headers: [["content-type", "application/json"]],
+        body: translated.body,
+        now: new Date(this.deps.now()),
+      })
+      .then((signed) => {
+        this.#credentialsSet.push(...signed.map(([k]) => k));
+        return reply(signed);
+      });
   }
 
   #context(headers: RequestHeaders, metadata: Record<string, Record<string, JsonValue>> | undefined): RoutingContext {

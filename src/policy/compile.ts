@@ -5,14 +5,14 @@ import { z } from "zod";
 import { OPERATIONS, type Operation } from "../api/operations";
 import { KeyDigestIndex } from "../auth/key-digest-index";
 import { adapterFor } from "../providers/registry";
-import type { ProviderAdapter } from "../providers/types";
+import type { AwsCredentials, ProviderAdapter } from "../providers/types";
 import { compileLimits, type CompiledLimits } from "../quota/limit-rules";
 import { compileStrategy, type RankFn } from "../routing/strategies";
 import type { TargetView } from "../routing/strategy-types";
 import type { CacheScope } from "./cache-schema";
 import { parseDuration } from "./duration";
 import { jsonPath, PolicyError, showValue, type PolicyIssue } from "./policy-error";
-import { policySchema, type ConsumerConfig, type PolicyDocument, type ProviderConfig, type ProviderType, type RouteConfig, type TargetConfig } from "./schema";
+import { policySchema, type ConsumerConfig, type Credential, type PolicyDocument, type ProviderConfig, type ProviderType, type RouteConfig, type TargetConfig } from "./schema";
 import { resolveCredential, Secret } from "./secret";
 import type { StrategyConfig } from "./strategy-schema";
 import { validateStrategy } from "./strategy-schema";
@@ -31,6 +31,8 @@ export interface CompiledProvider {
   config: ProviderConfig;
   adapter: ProviderAdapter;
   credential: Secret | undefined;
+  /** Bedrock with awsCredentials: the keys each attempt is signed with (SigV4). */
+  aws: AwsCredentials | undefined;
   origin: ProviderOrigin;
   connectTimeoutMs: number;
 }
@@ -75,7 +77,14 @@ export interface CooldownSettings {
 const DEFAULT_ENDPOINTS: Partial<Record<ProviderType, string>> = {
   openai: "https://api.openai.com",
   anthropic: "https://api.anthropic.com",
+  gemini: "https://generativelanguage.googleapis.com",
 };
+
+/** The default endpoint of a provider: its public API (Bedrock's depends on the region). */
+function defaultEndpoint(config: ProviderConfig): string | undefined {
+  if (config.type === "bedrock") return `https://bedrock-runtime.${config.region}.amazonaws.com`;
+  return DEFAULT_ENDPOINTS[config.type];
+}
 
 export interface CompiledRoute {
   index: number;
@@ -201,23 +210,35 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
 
   const providers = new Map<string, CompiledProvider>();
   for (const [id, config] of Object.entries(doc.providers)) {
-    let credential: Secret | undefined;
-    if (config.credential && !options.resolveSecrets && options.secretPlaceholders) {
-      const ref = config.credential;
-      credential = new Secret(`<credential from ${"env" in ref ? `env ${ref.env}` : `file ${ref.file}`}>`);
-    } else if (config.credential && options.resolveSecrets) {
+    // Reads one credential now (serve), names where it would come from (explain), or skips it (validate).
+    const secret = (ref: Credential | undefined, path: Array<string | number>): Secret | undefined => {
+      if (ref === undefined) return undefined;
+      if (!options.resolveSecrets) return options.secretPlaceholders ? new Secret(`<credential from ${"env" in ref ? `env ${ref.env}` : `file ${ref.file}`}>`) : undefined;
       try {
-        credential = resolveCredential(config.credential, env);
+        return resolveCredential(ref, env);
       } catch (err) {
-        issues.push({ path: jsonPath(["providers", id, "credential"]), message: (err as Error).message });
+        issues.push({ path: jsonPath(path), message: (err as Error).message });
+        return undefined;
       }
+    };
+    const credential = secret(config.credential, ["providers", id, "credential"]);
+    let aws: AwsCredentials | undefined;
+    if (config.type === "bedrock" && config.awsCredentials !== undefined) {
+      if (config.credential !== undefined) {
+        issues.push({ path: jsonPath(["providers", id]), message: "set awsCredentials (SigV4) or credential (a Bedrock API key), not both" });
+      }
+      const c = config.awsCredentials;
+      const at = (k: string): Array<string | number> => ["providers", id, "awsCredentials", k];
+      const accessKeyId = secret(c.accessKeyId, at("accessKeyId"));
+      const secretAccessKey = secret(c.secretAccessKey, at("secretAccessKey"));
+      if (accessKeyId !== undefined && secretAccessKey !== undefined) aws = { accessKeyId, secretAccessKey, sessionToken: secret(c.sessionToken, at("sessionToken")) };
     }
-    const endpoint = config.endpoint ?? DEFAULT_ENDPOINTS[config.type];
+    const endpoint = config.endpoint ?? defaultEndpoint(config);
     if (endpoint === undefined) {
       issues.push({ path: jsonPath(["providers", id, "endpoint"]), message: `a ${config.type} provider needs an endpoint`, fix: 'add "endpoint": "https://host" (scheme, host and optional port)' });
       continue;
     }
-    providers.set(id, { id, config, adapter: adapterFor(config.type), credential, origin: originOf(endpoint), connectTimeoutMs: config.connectTimeout === undefined ? 5000 : ms(config.connectTimeout) });
+    providers.set(id, { id, config, adapter: adapterFor(config.type), credential, aws, origin: originOf(endpoint), connectTimeoutMs: config.connectTimeout === undefined ? 5000 : ms(config.connectTimeout) });
   }
 
   const targets = new Map<string, CompiledTarget>();

@@ -62,6 +62,29 @@ export const providerSchema = z.discriminatedUnion("type", [
     type: z.literal("openai-compatible"),
     basePath: z.string().startsWith("/").default("/v1"),
   }),
+  z.strictObject({
+    ...providerCommon,
+    /** Google Gemini API (generativelanguage.googleapis.com); `credential` is the API key. */
+    type: z.literal("gemini"),
+    apiVersion: z.enum(["v1", "v1beta", "v1alpha"]).default("v1beta"),
+  }),
+  z.strictObject({
+      ...providerCommon,
+      /**
+       * AWS Bedrock Runtime (Converse / ConverseStream). Either `awsCredentials` (requests are signed
+       * with SigV4 over the final body) or `credential` (a Bedrock API key, sent as a bearer token).
+       */
+      type: z.literal("bedrock"),
+      region: z.string().regex(/^[a-z]{2}(?:-[a-z]+)+-\d+$/, "an AWS region such as us-east-1"),
+      awsCredentials: z
+        .strictObject({
+          ...comment,
+          accessKeyId: credentialSchema,
+          secretAccessKey: credentialSchema,
+          sessionToken: credentialSchema.optional(),
+        })
+        .optional(),
+    }),
 ]);
 
 export const CAPABILITIES = ["tools", "vision", "json", "streaming", "embeddings", "reasoning"] as const;

@@ -2,6 +2,8 @@
 import type { ProviderConfig, ProviderType } from "../policy/schema";
 import { anthropicAdapter } from "./anthropic";
 import { azureOpenaiAdapter } from "./azure-openai";
+import { bedrockAdapter } from "./bedrock";
+import { geminiAdapter } from "./gemini";
 import { openaiAdapter } from "./openai";
 import { openaiCompatibleAdapter } from "./openai-compatible";
 import type { ProviderAdapter } from "./types";
@@ -13,6 +15,8 @@ const ADAPTERS: { [T in ProviderType]: AdapterFor<T> } = {
   "azure-openai": azureOpenaiAdapter,
   anthropic: anthropicAdapter,
   "openai-compatible": openaiCompatibleAdapter,
+  gemini: geminiAdapter,
+  bedrock: bedrockAdapter,
 };
 
 export function adapterFor(type: ProviderType): ProviderAdapter {

@@ -20,6 +20,8 @@ export interface AttemptInput<P extends ProviderConfig = ProviderConfig> {
   /** The client's original path and query (from the signed routing context). */
   originalPathname: string;
   originalQuery: string;
+  /** The client asked for a stream (Gemini and Bedrock use another path for streams). */
+  stream: boolean;
   /** Client headers that adapters may forward (e.g. the client's anthropic-version). */
   clientAnthropicVersion: string | undefined;
   clientAnthropicBeta: string | undefined;
@@ -31,11 +33,37 @@ export interface AttemptRewrite {
   setHeaders: Array<[string, string]>;
 }
 
+/** AWS credentials for SigV4 (Bedrock). */
+export interface AwsCredentials {
+  accessKeyId: Secret;
+  secretAccessKey: Secret;
+  sessionToken?: Secret | undefined;
+}
+
+export interface SignInput<P extends ProviderConfig = ProviderConfig> {
+  provider: P;
+  aws: AwsCredentials;
+  /** The Host the provider sees (the endpoint's host, with a non-default port). */
+  host: string;
+  /** The request path as sent, query included (already percent-encoded once). */
+  path: string;
+  /** Headers that are part of the signature besides host (e.g. content-type), lowercase names. */
+  headers: Array<[string, string]>;
+  /** The final body, after translation. */
+  body: Buffer;
+  now: Date;
+}
+
 export interface ProviderAdapter<P extends ProviderConfig = ProviderConfig> {
   readonly type: P["type"];
   /** Client APIs this provider serves without translation. */
   readonly operations: ReadonlySet<Operation>;
   rewrite(input: AttemptInput<P>): AttemptRewrite;
+  /**
+   * Providers that sign each request over its final body (Bedrock SigV4): the headers to set, from
+   * the upstream phase's reply to the body. Only called when the provider has AWS credentials.
+   */
+  sign?(input: SignInput<P>): Promise<Array<[string, string]>>;
 }
 
 /**
@@ -55,4 +83,7 @@ export const PROVIDER_HEADERS = [
   "openai-organization",
   "openai-project",
   "cookie",
+  "x-amz-date",
+  "x-amz-security-token",
+  "x-amz-content-sha256",
 ] as const;

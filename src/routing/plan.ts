@@ -10,12 +10,15 @@ import { GatewayError } from "../api/errors";
 import { OPERATIONS, type Operation } from "../api/operations";
 import type { CompiledCluster, CompiledConsumer, CompiledRoute, CompiledTarget } from "../policy/compile";
 import type { JsonObject } from "../api/request-body";
+import { serves, translationFor } from "../translate/registry";
 import { eligibleTargets, missingCapabilities, outputBudget } from "./eligibility";
 import { encodingForModel, requestFeatures } from "./request-features";
 import type { Ranking, RequestFeatures, TargetStats } from "./strategy-types";
 
 export interface PlanInput {
   operation: Operation;
+  /** The client's body: a target reached through a translation must be able to express it. */
+  body: JsonObject;
   features: RequestFeatures;
   consumer: CompiledConsumer;
   header(name: string): string | undefined;
@@ -45,11 +48,26 @@ export function planRoute(route: CompiledRoute, input: PlanInput): RoutePlan {
   const { operation, features, now } = input;
   const skipped: SkippedTarget[] = [];
   const served: CompiledTarget[] = [];
+  let untranslatable: string | undefined;
   for (const t of route.chain) {
-    if (t.provider.adapter.operations.has(operation)) served.push(t);
-    else skipped.push({ target: t.id, reason: `${t.provider.config.type} does not serve ${OPERATIONS[operation].path}`, hard: true });
+    const adapter = t.provider.adapter;
+    if (!serves(adapter, operation)) {
+      skipped.push({ target: t.id, reason: `${t.provider.config.type} does not serve ${OPERATIONS[operation].path}`, hard: true });
+      continue;
+    }
+    // Checked once per provider type and request would do; chains are short and check() is cheap.
+    const problem = translationFor(adapter, operation)?.check(input.body);
+    if (problem === undefined) served.push(t);
+    else {
+      untranslatable ??= `${problem} (${t.provider.config.type})`;
+      skipped.push({ target: t.id, reason: `${t.provider.config.type} cannot express the request: ${problem}`, hard: true });
+    }
   }
-  if (served.length === 0) throw new GatewayError("api_not_supported_by_target");
+  if (served.length === 0) {
+    // The sentence names a field and a provider type, never a target or key: safe to show.
+    if (untranslatable !== undefined) throw new GatewayError("field_not_supported_by_target", untranslatable);
+    throw new GatewayError("api_not_supported_by_target");
+  }
   const split = eligibleTargets(
     served.map((t) => t.view),
     features,
@@ -60,7 +78,7 @@ export function planRoute(route: CompiledRoute, input: PlanInput): RoutePlan {
   if (split.eligible.length === 0) {
     if (served.every((t) => missingCapabilities(t.view, features).length > 0)) throw new GatewayError("capability_not_supported", `Needs: ${[...features.required].join(", ")}.`);
     // The reasons name limits, never targets, so they are safe to show.
-    const why = skipped.find((x) => x.hard && !x.reason.includes("does not serve"))?.reason;
+    const why = skipped.find((x) => x.hard && !x.reason.includes("does not serve") && !x.reason.includes("cannot express"))?.reason;
     throw new GatewayError("context_length_exceeded", why === undefined ? undefined : `(${why})`);
   }
   const candidates = split.eligible;
