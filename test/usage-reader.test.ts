@@ -546,6 +546,11 @@ describe("UsageReader: streams cut short", () => {
     assert.deepEqual(run(streamOf("messages"), sse([ANTHROPIC_START, ...ANTHROPIC_CONTENT])).report, report(undefined, false, 8, 10252));
   });
 
+  it("anthropic cut after a message_start with zero input tokens (translated from an API that reports usage at the end): input not known", () => {
+    const start = anth("message_start", { message: { id: "msg_t", type: "message", role: "assistant", model: "gpt-4o", content: [], usage: { input_tokens: 0, output_tokens: 0 } } });
+    assert.equal(run(streamOf("messages"), sse([start, ...ANTHROPIC_CONTENT])).report.inputTokensSeen, undefined);
+  });
+
   it("anthropic cut after message_delta: usage known, not terminal", () => {
     assert.deepEqual(run(streamOf("messages"), sse(ANTHROPIC.slice(0, -1))).report, report(usage(10252, 87, 8192, 2048), false, 8, 10252));
   });

@@ -208,7 +208,10 @@ class StreamAccount implements SseSink {
       case "message_start":
         this.model ??= stringField(event?.["message"], "model");
         mergeAnthropicUsage(this.anthropic, field(event?.["message"], "usage"));
-        this.inputSeen = anthropicInputTokens(this.anthropic);
+        // No prompt has zero tokens: a zero here means "not known yet" (a stream translated from an
+        // API that reports usage only at the end), so a stream cut before then is settled from the
+        // estimate rather than as free input.
+        this.inputSeen = anthropicInputTokens(this.anthropic) || undefined;
         break;
       case "content_block_delta": {
         const delta = event?.["delta"];
