@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import fc from "fast-check";
@@ -7,6 +7,7 @@ import type { JsonObject } from "../src/api/request-body";
 import { openAiToAnthropic } from "../src/translate/openai-to-anthropic";
 import type { TranslationMeta, TranslationTarget } from "../src/translate/types";
 import { UsageReader } from "../src/usage/usage-reader";
+import { REPO_ROOT } from "./support/service";
 
 // ---- golden vectors ----
 
@@ -29,17 +30,7 @@ interface Vector {
   errors?: Array<{ status: number; body: string; expectedStatus: number; expected: unknown }>;
 }
 
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(path.join(dir, "package.json"))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no repo root above ${__dirname}`);
-    dir = parent;
-  }
-  return dir;
-}
-
-const FIXTURES = path.join(repoRoot(), "test/fixtures/translate/openai-anthropic");
+const FIXTURES = path.join(REPO_ROOT, "test/fixtures/translate/openai-anthropic");
 const VECTORS: Array<[string, Vector]> = readdirSync(FIXTURES)
   .filter((f) => f.endsWith(".json"))
   .sort()

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import fc from "fast-check";
@@ -8,20 +8,11 @@ import { toGeminiSchema } from "../src/translate/gemini-schema";
 import { openAiEmbeddingsToGemini } from "../src/translate/openai-embeddings-to-gemini";
 import { openAiToGemini } from "../src/translate/openai-to-gemini";
 import type { Translation, TranslationMeta, TranslationTarget } from "../src/translate/types";
+import { REPO_ROOT } from "./support/service";
 
 // ---- golden vectors (test/fixtures/translate/openai-gemini) ----
 
-function repoRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(path.join(dir, "package.json"))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no repo root above ${__dirname}`);
-    dir = parent;
-  }
-  return dir;
-}
-
-const FIXTURES = path.join(repoRoot(), "test/fixtures/translate/openai-gemini");
+const FIXTURES = path.join(REPO_ROOT, "test/fixtures/translate/openai-gemini");
 
 type Json = Record<string, unknown>;
 interface Vector {

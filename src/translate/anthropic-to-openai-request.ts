@@ -5,12 +5,9 @@
 import { createHash } from "node:crypto";
 import type { JsonObject } from "../api/request-body";
 import type { TranslatedRequest, TranslationTarget } from "./types";
+import { isRecord } from "../api/json";
 
 type Json = Record<string, unknown>;
-
-function isRecord(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 // Fields read below. Anything else at the top level has no OpenAI equivalent and is reported as
 // dropped (top_k, thinking, service_tier, container, mcp_servers, context_management...).

@@ -10,12 +10,9 @@ import { GatewayError, renderError, renderStreamError } from "../api/errors";
 import { SseFramer, type SseSink } from "../usage/sse-events";
 import { clientErrorBody, fallbackMessage } from "./client-errors";
 import type { ResponseTranslator, TranslationMeta } from "./types";
+import { isRecord } from "../api/json";
 
 type Json = Record<string, unknown>;
-
-function isRecord(v: unknown): v is Json {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 const EMPTY = Buffer.alloc(0);
 /** One provider event larger than this cannot be translated (the framer drops its data). */

@@ -10,16 +10,13 @@ import type { JsonObject } from "../api/request-body";
 import { SseFramer, type SseSink } from "../usage/sse-events";
 import { clientErrorBody, fallbackMessage } from "./client-errors";
 import type { ResponseTranslator, TranslationMeta } from "./types";
+import { isRecord } from "../api/json";
 
 const EMPTY = Buffer.alloc(0);
 const MAX_EVENT_BYTES = 32 * 1024 * 1024;
 const DONE = "data: [DONE]\n\n";
 // https://ai.google.dev/api/generate-content#FinishReason
 const FILTERED = new Set(["SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "IMAGE_RECITATION", "MODEL_ARMOR"]);
-
-function isRecord(v: unknown): v is JsonObject {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 function count(v: unknown): number {
   return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0;

@@ -17,6 +17,7 @@
 //   exclusiveMinimum/Maximum, multipleOf, uniqueItems, contains, prefixItems, examples, readOnly,
 //   writeOnly, deprecated, and formats Gemini does not list (email, uri, uuid...).
 import type { JsonObject } from "../api/request-body";
+import { isRecord } from "../api/json";
 
 const KEPT = ["title", "description", "minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties", "pattern", "minimum", "maximum", "example", "default", "propertyOrdering"];
 const FORMATS: Record<string, readonly string[]> = { STRING: ["enum", "date-time"], NUMBER: ["float", "double"], INTEGER: ["int32", "int64"] };
@@ -30,10 +31,6 @@ interface Walk {
   nodes: number;
   /** $refs being inlined on the current path: meeting one again means the schema is recursive. */
   refs: string[];
-}
-
-function isRecord(v: unknown): v is JsonObject {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 export function toGeminiSchema(schema: unknown): JsonObject {

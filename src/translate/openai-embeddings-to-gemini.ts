@@ -6,12 +6,9 @@ import type { JsonObject } from "../api/request-body";
 import { clientErrorBody } from "./client-errors";
 import { geminiErrorBody } from "./gemini-response";
 import type { TranslatedRequest, Translation, TranslationMeta, TranslationTarget } from "./types";
+import { isRecord } from "../api/json";
 
 const MAPPED = new Set(["model", "input", "dimensions", "encoding_format"]);
-
-function isRecord(v: unknown): v is JsonObject {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 function inputs(input: unknown): string[] {
   return typeof input === "string" ? [input] : Array.isArray(input) ? input.map((v) => (typeof v === "string" ? v : "")) : [];

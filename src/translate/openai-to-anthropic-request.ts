@@ -5,16 +5,13 @@
 // body; request() still never throws on odd values, it skips them.
 import type { JsonObject } from "../api/request-body";
 import type { TranslatedRequest, TranslationTarget } from "./types";
+import { isRecord } from "../api/json";
 
 type Block = Record<string, unknown>;
 interface Turn {
   role: "user" | "assistant";
   /** A plain string while the turn is one unmerged string message (the common case stays compact). */
   content: string | Block[];
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 const present = (v: unknown): boolean => v !== undefined && v !== null;

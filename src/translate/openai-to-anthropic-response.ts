@@ -11,26 +11,14 @@ import { SseFramer, type SseSink } from "../usage/sse-events";
 import { type AnthropicCounts, anthropicInputTokens, emptyAnthropicCounts, mergeAnthropicUsage } from "../usage/usage";
 import { clientErrorBody, fallbackMessage } from "./client-errors";
 import type { ResponseTranslator, TranslationMeta } from "./types";
+import { isRecord, parseObject } from "../api/json";
 
 const EMPTY = Buffer.alloc(0);
 const MAX_EVENT_BYTES = 16 * 1024 * 1024;
 const DONE = "data: [DONE]\n\n";
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function field(obj: unknown, key: string): unknown {
   return isRecord(obj) ? obj[key] : undefined;
-}
-
-function parseObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(text);
-    return isRecord(v) ? v : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function finishReason(stop: unknown): string | null {

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import type { JsonObject } from "../api/request-body";
 import type { TranslatedRequest, TranslationTarget } from "./types";
+import { isRecord } from "../api/json";
 
 type Block = Record<string, unknown>;
 
@@ -65,10 +66,6 @@ const HANDLED = new Set([
 
 /** Converse ImageBlock formats, by the subtype of a data: URL's media type. */
 const IMAGE_FORMATS: Record<string, string> = { png: "png", jpeg: "jpeg", jpg: "jpeg", gif: "gif", webp: "webp" };
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 const present = (v: unknown): boolean => v !== undefined && v !== null;
 

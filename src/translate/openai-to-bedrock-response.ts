@@ -7,10 +7,7 @@ import { clientErrorBody, fallbackMessage, openAiErrorType } from "./client-erro
 import { EventStreamSplitter, stringHeader } from "./event-stream";
 import type { BedrockExtra } from "./openai-to-bedrock-request";
 import type { ResponseTranslator, TranslationMeta } from "./types";
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
+import { isRecord } from "../api/json";
 
 function count(v: unknown): number {
   return typeof v === "number" && v >= 0 && Number.isFinite(v) ? Math.floor(v) : 0;

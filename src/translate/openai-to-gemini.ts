@@ -14,6 +14,7 @@ import type { JsonObject } from "../api/request-body";
 import { isEmptyObjectSchema, toGeminiSchema } from "./gemini-schema";
 import { geminiChatResponse } from "./gemini-response";
 import type { TranslatedRequest, Translation, TranslationTarget } from "./types";
+import { isRecord } from "../api/json";
 
 /** https://ai.google.dev/gemini-api/docs/thought-signatures (for calls Gemini did not produce). */
 const SKIP_SIGNATURE = "skip_thought_signature_validator";
@@ -36,10 +37,6 @@ type Part = JsonObject;
 interface Content {
   role: "user" | "model";
   parts: Part[];
-}
-
-function isRecord(v: unknown): v is JsonObject {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /** OpenAI clients send null for "not set" as often as they leave a field out. */

@@ -17,6 +17,7 @@ import {
   usageFromOpenAi,
   usageFromResponses,
 } from "./usage";
+import { isRecord, parseObject } from "../api/json";
 
 export interface UsageReaderOptions {
   operation: Operation;
@@ -79,10 +80,6 @@ function dialectOf(operation: Operation): Dialect {
   return operation === "messages" ? "anthropic" : "openai";
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function field(obj: unknown, key: string): unknown {
   return isRecord(obj) ? obj[key] : undefined;
 }
@@ -94,15 +91,6 @@ function stringField(obj: unknown, key: string): string | undefined {
 
 function textLength(v: unknown): number {
   return typeof v === "string" ? v.length : 0;
-}
-
-function parseObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(text);
-    return isRecord(v) ? v : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** What the events of one SSE body say about usage and output. */

@@ -1,6 +1,7 @@
 // Token usage as the router accounts for it, normalised from each provider's own field names, and
 // its price. Conventions follow OpenAI's: input counts every prompt token (cached ones included)
 // and output counts reasoning tokens, because that is how both providers bill.
+import { isRecord } from "../api/json";
 
 export interface Usage {
   /** All prompt tokens, cached ones included (OpenAI's prompt_tokens convention). */
@@ -44,10 +45,6 @@ export function costNanoUsd(usage: Usage, price: Price): number {
     writes * (price.cacheWritePerMTok ?? price.inputPerMTok) +
     usage.outputTokens * price.outputPerMTok;
   return Math.round(microUsd * 1000);
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /** A token count from provider JSON; anything but a non-negative finite number is "not reported". */
