@@ -1,5 +1,5 @@
-// OpenAI chat completion bodies of an exact byte size: {"model":"smart","messages":[...]} (with
-// "stream":true after the model for streaming requests) with a system prompt and alternating
+// OpenAI chat completion bodies of an exact byte size: {"model":"smart","messages":[...]} (or another
+// model; with "stream":true after the model for streaming requests) with a system prompt and alternating
 // user/assistant turns of prose, lists and code, the last user turn padded so that the JSON is
 // exactly the requested size. Deterministic for a given size.
 
@@ -77,12 +77,13 @@ function filler(rand: () => number, chars: number): string {
 
 const jsonBytes = (v: unknown): number => Buffer.byteLength(JSON.stringify(v));
 
-/** A chat completion request for model "smart" that is exactly `bytes` bytes of JSON. */
-export function chatBody(bytes: number, opts: { stream?: boolean } = {}): Buffer {
+/** A chat completion request for model "smart" (or `opts.model`) that is exactly `bytes` bytes of JSON. */
+export function chatBody(bytes: number, opts: { stream?: boolean; model?: string } = {}): Buffer {
   const rand = prng(bytes);
+  const model = opts.model ?? "smart";
   // Only a streaming request carries the field: the non-streaming body stays byte-identical to
   // earlier runs.
-  const head = opts.stream ? { model: "smart", stream: true } : { model: "smart" };
+  const head = opts.stream ? { model, stream: true } : { model };
   const envelope = jsonBytes({ ...head, messages: [] });
   const lastTurnOverhead = jsonBytes({ role: "user", content: "" }) + 1;
   const messages: ChatMessage[] = [{ role: "system", content: SYSTEM_PROMPT }];

@@ -6,14 +6,18 @@
 // response_headers and, only if the reply asks for it with mode_override (response_body_mode
 // STREAMED), the response body one chunk per message. Built on the integration tests' client
 // (Envoy's own protos).
+//
+// A translated attempt (an OpenAI client on an Anthropic target) differs in one place: the upstream
+// phase's reply to response_headers asks for the body too, so the upstream stream stays open. The
+// router stream gets its response_headers; then the provider's chunks go to the upstream phase one
+// per response_body message, and each chunk as its reply rewrote it goes on to the router stream,
+// as Envoy passes it down the filter chain (see #relayBody).
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { readFileSync } from "node:fs";
-import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { TARGET_ATTRIBUTE, TARGET_RESPONSE_HEADER } from "../src/phases/gateway-headers";
-import { compilePolicyText } from "../src/policy/compile";
 import { bodyMessage, ExtProcTestClient, headersMessage, type ExtProcStream, type EnvoyCommon, type EnvoyResponse } from "../test/support/ext-proc-client";
+import { clusterOf, PASSTHROUGH_ROUTE, PASSTHROUGH_TARGET, TRANSLATED_ROUTE, TRANSLATED_TARGET } from "./policy";
 import type { Answer } from "./response";
 
 /**
@@ -23,10 +27,30 @@ import type { Answer } from "./response";
  */
 export type Flow = "both" | "router" | "upstream" | "cache-hit";
 
-/** One request: the client's body and what the provider answers. */
+/**
+ * Where the router phase sends a request (no observations yet: the chain's first target) and what
+ * the router phase then sees of the answer's headers.
+ */
+export interface Destination {
+  route: string;
+  /** The attempt's target, as the endpoint's metadata names it to the upstream phase. */
+  target: string;
+  /** The chain cluster the router phase picks (x-llm-router-cluster; the attempt's xds.cluster_name). */
+  cluster: string;
+  /**
+   * Set for a translated attempt: the content-type the upstream phase gives the translated answer,
+   * which Envoy applies before the router phase sees the response headers. Otherwise the
+   * provider's passes through.
+   */
+  clientContentType?: string;
+}
+
+/** One request: the client's body, what the provider answers, and where it goes. */
 export interface RequestCase {
   body: Buffer;
   answer: Answer;
+  /** Default: PASSTHROUGH (OpenAI, served natively). */
+  destination?: Destination;
 }
 
 /** What the router phase decided: header mutations, the signed context, the body it forwards. */
@@ -53,6 +77,13 @@ export interface Trace {
   /** The reply to request_body of a "cache-hit" request. */
   bodyReply?: EnvoyResponse;
   upstream: EnvoyResponse[] | undefined;
+  /** The upstream phase's replies to response_body: a translated attempt only (it asks for the body). */
+  upstreamBody?: EnvoyResponse[];
+  /**
+   * The response body as Envoy passes it on after the upstream phase's mutations (chunks it emptied
+   * are not passed on, see #relayBody): what the router phase received, when upstreamBody is set.
+   */
+  passedOn?: Buffer[];
   routing: Routing | undefined;
 }
 
@@ -64,30 +95,41 @@ export interface Timings {
 }
 
 /** The example policy's "smart" route: a chain whose first target is openai-gpt-4o. */
-export const UPSTREAM_TARGET = "openai-gpt-4o";
+export const UPSTREAM_TARGET = PASSTHROUGH_TARGET;
 
 /** The chain cluster the router phase picks for "smart" with no observations (first: OpenAI). */
-export const UPSTREAM_CLUSTER = (() => {
-  const file = path.resolve(__dirname, "../../examples/policy.json");
-  const policy = compilePolicyText(readFileSync(file, "utf8"), { file, resolveSecrets: false });
-  const cluster = policy.routes.find((r) => r.name === "smart")?.clusterStartingWith.get(UPSTREAM_TARGET)?.name;
-  if (cluster === undefined) throw new Error(`${file}: route "smart" has no chain starting with ${UPSTREAM_TARGET}`);
-  return cluster;
-})();
+export const UPSTREAM_CLUSTER = clusterOf(PASSTHROUGH_ROUTE, UPSTREAM_TARGET);
+
+/** Chat requests for model "smart": OpenAI, no translation. */
+export const PASSTHROUGH: Destination = { route: PASSTHROUGH_ROUTE, target: UPSTREAM_TARGET, cluster: UPSTREAM_CLUSTER };
+
+/**
+ * Chat requests for the Anthropic model (bench/policy.ts): the Anthropic target, the answer
+ * translated to OpenAI chunks (the content-type src/translate/openai-to-anthropic-response.ts gives a
+ * translated stream).
+ */
+export const TRANSLATED: Destination = {
+  route: TRANSLATED_ROUTE,
+  target: TRANSLATED_TARGET,
+  cluster: clusterOf(TRANSLATED_ROUTE, TRANSLATED_TARGET),
+  clientContentType: "text/event-stream; charset=utf-8",
+};
+
+const destinationOf = (c: RequestCase): Destination => c.destination ?? PASSTHROUGH;
 
 /**
  * The provider's response headers as Envoy sends them: to the upstream phase as they arrive, to the
- * router phase with the upstream phase's x-llm-router-target added.
+ * router phase with the upstream phase's x-llm-router-target added (and, translated, its
+ * content-type). The same for both servers, so that both get the same messages.
  */
-function responseHeadersMessage(answer: Answer, routerSide: boolean): object {
+function responseHeadersMessage(c: RequestCase, routerSide: boolean): object {
+  const destination = destinationOf(c);
   const headers: Record<string, string> = {
     ":status": "200",
-    "content-type": answer.contentType,
-    "x-request-id": "req_0123456789abcdef",
-    "openai-processing-ms": "412",
-    "x-ratelimit-remaining-requests": "9999",
+    "content-type": (routerSide ? destination.clientContentType : undefined) ?? c.answer.contentType,
+    ...c.answer.headers,
   };
-  if (routerSide) headers[TARGET_RESPONSE_HEADER] = UPSTREAM_TARGET;
+  if (routerSide) headers[TARGET_RESPONSE_HEADER] = destination.target;
   return {
     response_headers: {
       headers: { headers: Object.entries(headers).map(([key, value]) => ({ key, raw_value: Buffer.from(value) })) },
@@ -128,9 +170,9 @@ export function upstreamHeaders(client: Record<string, string>, routing: Routing
   return out;
 }
 
-function upstreamExtras(token: string): object {
+function upstreamExtras(token: string, destination: Destination): object {
   return {
-    attributes: { "envoy.filters.http.ext_proc": { fields: { "xds.cluster_name": { stringValue: UPSTREAM_CLUSTER }, [TARGET_ATTRIBUTE]: { stringValue: UPSTREAM_TARGET } } } },
+    attributes: { "envoy.filters.http.ext_proc": { fields: { "xds.cluster_name": { stringValue: destination.cluster }, [TARGET_ATTRIBUTE]: { stringValue: destination.target } } } },
     metadata_context: { filter_metadata: { llm_router: { fields: { ctx: { stringValue: token } } } } },
   };
 }
@@ -190,7 +232,11 @@ export class EnvoyLikeClient {
       trace = { router: undefined, upstream: undefined, routing: undefined, bodyReply: await this.#requestOnly(c, timings) };
     } else if (flow === "upstream") {
       const routing = this.#orTemplate(undefined);
-      trace = { router: undefined, upstream: await this.#upstreamPhase(upstreamHeaders(clientHeaders(c.body), routing), routing, c), routing };
+      const attempt = await this.#openAttempt(upstreamHeaders(clientHeaders(c.body), routing), routing, c);
+      // Upstream only, a body the upstream phase asks for goes to it and no further.
+      const body = attempt.open ? await this.#relayBody(attempt.stream, undefined, c.answer.chunks) : undefined;
+      await finish(attempt.stream, attempt.status, "upstream");
+      trace = { router: undefined, upstream: attempt.replies, upstreamBody: body?.upstream, passedOn: body?.passedOn, routing };
     } else {
       trace = await this.#routerPhase(flow === "both", c, timings);
     }
@@ -214,15 +260,33 @@ export class EnvoyLikeClient {
     const requestBody = await exchange(s, "router", bodyMessage(c.body));
     timings?.bodyReply?.push(performance.now() - bodySent);
     let routing = routingOf(requestHeaders, requestBody);
-    let upstream: EnvoyResponse[] | undefined;
+    let attempt: Attempt | undefined;
     if (withUpstream) {
       routing = this.#orTemplate(routing);
-      upstream = await this.#upstreamPhase(upstreamHeaders(headers, routing), routing, c);
+      attempt = await this.#openAttempt(upstreamHeaders(headers, routing), routing, c);
+      // As before translation: an attempt that does not ask for the body ends at its response
+      // headers, before the router stream gets them.
+      if (!attempt.open) await finish(attempt.stream, attempt.status, "upstream");
     }
-    const responseHeaders = await exchange(s, "router", responseHeadersMessage(c.answer, true));
-    const responseBody = asksForBody(responseHeaders) ? await this.#streamBody(s, c.answer.chunks) : [];
+    const responseHeaders = await exchange(s, "router", responseHeadersMessage(c, true));
+    const router = asksForBody(responseHeaders) ? s : undefined;
+    let trace: Trace;
+    if (attempt?.open === true) {
+      const body = await this.#relayBody(attempt.stream, router, c.answer.chunks);
+      await finish(attempt.stream, attempt.status, "upstream");
+      trace = {
+        router: { requestHeaders, requestBody, responseHeaders, responseBody: body.router },
+        upstream: attempt.replies,
+        upstreamBody: body.upstream,
+        passedOn: body.passedOn,
+        routing,
+      };
+    } else {
+      const responseBody = router === undefined ? [] : await this.#streamBody(s, c.answer.chunks);
+      trace = { router: { requestHeaders, requestBody, responseHeaders, responseBody }, upstream: attempt?.replies, routing };
+    }
     await finish(s, status, "router");
-    return { router: { requestHeaders, requestBody, responseHeaders, responseBody }, upstream, routing };
+    return trace;
   }
 
   async #requestOnly(c: RequestCase, timings: Timings | undefined): Promise<EnvoyResponse> {
@@ -248,21 +312,76 @@ export class EnvoyLikeClient {
     return replies.map((r) => expectKind(r, "response_body", "router"));
   }
 
-  /** The attempt's stream: request headers, the body the router phase forwards, response headers. */
-  async #upstreamPhase(headers: Record<string, string>, routing: Routing, c: RequestCase): Promise<EnvoyResponse[]> {
+  /**
+   * The attempt's stream: request headers, the body the router phase forwards, response headers.
+   * Left open (the caller finishes it): `open` when the reply to response headers asks for the body.
+   */
+  async #openAttempt(headers: Record<string, string>, routing: Routing, c: RequestCase): Promise<Attempt> {
     const s = this.#client.open("upstream");
     const status = s.status();
     const replies: EnvoyResponse[] = [];
-    for (const m of [headersMessage(headers, false, upstreamExtras(routing.token)), bodyMessage(routing.body ?? c.body), responseHeadersMessage(c.answer, false)]) {
+    for (const m of [headersMessage(headers, false, upstreamExtras(routing.token, destinationOf(c))), bodyMessage(routing.body ?? c.body), responseHeadersMessage(c, false)]) {
       replies.push(await exchange(s, "upstream", m));
     }
-    await finish(s, status, "upstream");
-    return replies;
+    return { stream: s, status, replies, open: asksForBody(replies[2]!) };
+  }
+
+  /**
+   * A body the upstream phase asked for: the provider's chunks to the upstream stream as Envoy
+   * sends them (STREAMED, without waiting for replies), and each chunk as its reply leaves it (the
+   * body mutation's bytes; the chunk itself when the reply has none) on to the router stream, if
+   * the router phase asked for the body, as soon as its reply is in, in order.
+   *
+   * A chunk the upstream phase empties (a translated event with no client counterpart: ping,
+   * content_block_start/stop) is not passed on: Envoy's ext_proc injects a streamed chunk into the
+   * filter chain only when it has data left (ProcessorState::handleBodyResponse in
+   * source/extensions/filters/http/ext_proc/processor_state.cc); the last chunk always goes on,
+   * since it carries end_of_stream.
+   */
+  async #relayBody(up: ExtProcStream, router: ExtProcStream | undefined, chunks: Buffer[]): Promise<{ upstream: EnvoyResponse[]; router: EnvoyResponse[]; passedOn: Buffer[] }> {
+    const last = chunks.length - 1;
+    const passedOn: Buffer[] = [];
+    const routerReplies: Array<Promise<EnvoyResponse>> = [];
+    const upstream = await Promise.all(
+      chunks.map((body, i) =>
+        up.send({ response_body: { body, end_of_stream: i === last } }).then((r) => {
+          const out = bodyAfter(expectKind(r, "response_body", "upstream"), body);
+          if (out.length === 0 && i !== last) return r;
+          passedOn.push(out);
+          if (router !== undefined) {
+            const p = router.send({ response_body: { body: out, end_of_stream: i === last } });
+            p.catch(() => undefined); // reported by Promise.all below, not as an unhandled rejection
+            routerReplies.push(p);
+          }
+          return r;
+        }),
+      ),
+    );
+    const replies = await Promise.all(routerReplies);
+    return { upstream, router: replies.map((r) => expectKind(r, "response_body", "router")), passedOn };
   }
 
   close(): void {
     this.#client.close();
   }
+}
+
+/** An upstream stream past its response headers. */
+interface Attempt {
+  stream: ExtProcStream;
+  status: Promise<grpc.StatusObject>;
+  /** The replies to request_headers, request_body and response_headers. */
+  replies: EnvoyResponse[];
+  /** The reply to response_headers asked for the body (a translated answer). */
+  open: boolean;
+}
+
+/** A body chunk as Envoy applies a reply to it: replaced by the body mutation, emptied by clear_body, else unchanged. */
+export function bodyAfter(reply: EnvoyResponse, chunk: Buffer): Buffer {
+  const mutation = reply.response_body?.response?.body_mutation;
+  if (mutation === undefined) return chunk;
+  if (mutation.clear_body === true) return Buffer.alloc(0);
+  return mutation.body ?? chunk;
 }
 
 export interface DriveResult {

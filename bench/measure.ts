@@ -51,12 +51,35 @@ async function measure(server: Server, flow: Flow, c: RequestCase, count: number
  * in the order given.
  */
 export async function measureInTurns(servers: readonly Server[], flow: Flow, c: RequestCase, count: number, rounds: number, load: Load): Promise<Measured[][]> {
-  const batches = servers.map((): Measured[] => []);
+  return measureTurns(
+    servers.map((server) => ({ server, flow, c, count })),
+    rounds,
+    load,
+  );
+}
+
+/** One batch kind of measureTurns: a server, what it is sent, and what to set up before each batch. */
+export interface Turn {
+  server: Server;
+  flow: Flow;
+  c: RequestCase;
+  count: number;
+  before?: () => void;
+}
+
+/**
+ * measureInTurns over any batch kinds (e.g. two scenarios on two servers), so that figures to be
+ * compared share the same rounds and the machine's ups and downs; the batches per turn, in order.
+ */
+export async function measureTurns(turns: readonly Turn[], rounds: number, load: Load): Promise<Measured[][]> {
+  const batches = turns.map((): Measured[] => []);
   for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < servers.length; k++) {
-      const i = (round + k) % servers.length;
+    for (let k = 0; k < turns.length; k++) {
+      const i = (round + k) % turns.length;
+      const t = turns[i]!;
+      t.before?.();
       const batch = emptyMeasured();
-      await measure(servers[i]!, flow, c, count, load, batch);
+      await measure(t.server, t.flow, t.c, t.count, load, batch);
       batches[i]!.push(batch);
     }
   }

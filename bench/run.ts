@@ -3,20 +3,28 @@
 // Envoy-like streams from this process. Then quota admission (the service with a limits rule kept
 // in memory and in Redis) and response-cache hits (memory and Redis). Prints markdown tables and
 // writes bench/results/latest.md.
+//
+// BENCH_ONLY=<substring>[,<substring>...] runs only the scenarios whose names contain one of them
+// (e.g. BENCH_ONLY="chunk stream": the streamed answer, passed through and translated), against
+// the service and the do-nothing server only: no quota admission, cache hits, routing decision or
+// observability sections, no Redis, and bench/results/latest.md is left alone (a subset is printed,
+// not recorded).
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { measureAdmission, printAdmission } from "./admission";
 import { measureCacheHits, primeCache, printCacheHits } from "./cache-hit";
 import { chatBody } from "./body";
-import { checkService } from "./check-service";
+import { checkService, checkTranslated } from "./check-service";
 import { measureDecisions } from "./decision";
 import { measureObservability } from "./observability-cost";
-import { drive, driveFor, EnvoyLikeClient, type Flow, type RequestCase, type Routing } from "./envoy-client";
-import { cpuPerRequest, fmt, measureInTurns, mergeMeasured, percentile, type Measured, type Server } from "./measure";
+import { drive, driveFor, EnvoyLikeClient, TRANSLATED, type Flow, type RequestCase, type Routing } from "./envoy-client";
+import { cpuPerRequest, fmt, measureTurns, mergeMeasured, percentile, type Measured, type Server } from "./measure";
 import { BenchRedis } from "./redis";
-import { jsonAnswer, sseAnswer } from "./response";
+import { TRANSLATED_MODEL } from "./policy";
+import { anthropicSseAnswer, jsonAnswer, sseAnswer, streamedText } from "./response";
 import { ServerChild } from "./child";
+import { translationCost } from "./translation-cost";
 import { usageReadUsPerChunk } from "./usage-cost";
 
 /** Requests in flight per server. */
@@ -39,19 +47,46 @@ interface Scenario {
   bytes: number;
   /** Streamed answer (a `stream: true` request); otherwise one JSON chunk. */
   stream?: boolean;
+  /**
+   * An OpenAI client on the Anthropic target (bench/policy.ts): the same streamed answer from
+   * Anthropic, translated by the upstream phase. Streams only.
+   */
+  translated?: boolean;
   /** Requests per server per round. */
   count: number;
 }
 
-const SCENARIOS: Scenario[] = [
-  { name: "both phases, 1 KiB", flow: "both", bytes: KiB, count: 3000 },
+const ONE_KIB_SCENARIO: Scenario = { name: "both phases, 1 KiB", flow: "both", bytes: KiB, count: 3000 };
+const ONE_MIB_SCENARIO: Scenario = { name: "both phases, 1 MiB", flow: "both", bytes: MiB, count: 200 };
+const STREAM_SCENARIO: Scenario = { name: `both phases, ${STREAM_CHUNKS}-chunk stream`, flow: "both", bytes: KiB, stream: true, count: 400 };
+const TRANSLATED_SCENARIO: Scenario = {
+  name: `both phases, ${STREAM_CHUNKS}-chunk stream, translated (OpenAI client, Anthropic target)`,
+  flow: "both",
+  bytes: KiB,
+  stream: true,
+  translated: true,
+  count: 400,
+};
+const ALL_SCENARIOS: Scenario[] = [
+  ONE_KIB_SCENARIO,
   { name: "both phases, 64 KiB", flow: "both", bytes: 64 * KiB, count: 1000 },
-  { name: "both phases, 1 MiB", flow: "both", bytes: MiB, count: 200 },
-  { name: `both phases, ${STREAM_CHUNKS}-chunk stream`, flow: "both", bytes: KiB, stream: true, count: 400 },
+  ONE_MIB_SCENARIO,
+  STREAM_SCENARIO,
+  TRANSLATED_SCENARIO,
   { name: "router phase only, 1 KiB", flow: "router", bytes: KiB, count: 4000 },
   { name: "upstream phase only, 1 KiB", flow: "upstream", bytes: KiB, count: 4000 },
 ];
-const STREAM_SCENARIO = SCENARIOS[3]!;
+
+/** Measured together, taking turns (see main). */
+const PAIRED: readonly Scenario[] = [STREAM_SCENARIO, TRANSLATED_SCENARIO];
+
+/** BENCH_ONLY (see the top of this file): substrings of the scenario names to run; empty: everything. */
+const ONLY = (process.env.BENCH_ONLY ?? "")
+  .split(",")
+  .map((o) => o.trim())
+  .filter((o) => o !== "");
+const SUBSET = ONLY.length > 0;
+const SCENARIOS = SUBSET ? ALL_SCENARIOS.filter((s) => ONLY.some((o) => s.name.includes(o))) : ALL_SCENARIOS;
 
 /** Quota admission: more, shorter rounds than the scenarios, for a per-round spread of the p99s. */
 const ADMISSION_ROUNDS = 8;
@@ -75,16 +110,23 @@ const TARGET_DECISION_SHARE = 0.05;
 /** Metrics and the request log line together (issue: under 10 % of a request's CPU). */
 const TARGET_OBSERVABILITY_SHARE = 0.1;
 const TARGET_CPU_1MIB_US = 5000;
+/** Issue: translating a 200-chunk stream costs under 2x passing it through untranslated (service CPU per request). */
+const TARGET_TRANSLATED_RATIO = 2;
 
 const scaled = (count: number) => Math.max(10, Math.round(count * SCALE));
 
 /** One RequestCase per body size and answer kind, built once. */
 const cases = new Map<string, RequestCase>();
-function caseOf(s: { bytes: number; stream?: boolean }): RequestCase {
-  const key = `${s.bytes}/${s.stream === true}`;
+function caseOf(s: { bytes: number; stream?: boolean; translated?: boolean }): RequestCase {
+  const key = `${s.bytes}/${s.stream === true}/${s.translated === true}`;
   let c = cases.get(key);
   if (c === undefined) {
-    c = { body: chatBody(s.bytes, { stream: s.stream }), answer: s.stream ? sseAnswer(STREAM_CHUNKS) : jsonAnswer() };
+    if (s.translated === true) {
+      if (s.stream !== true) throw new Error("the translated scenario is a stream");
+      c = { body: chatBody(s.bytes, { stream: true, model: TRANSLATED_MODEL }), answer: anthropicSseAnswer(STREAM_CHUNKS), destination: TRANSLATED };
+    } else {
+      c = { body: chatBody(s.bytes, { stream: s.stream }), answer: s.stream ? sseAnswer(STREAM_CHUNKS) : jsonAnswer() };
+    }
     cases.set(key, c);
   }
   return c;
@@ -109,20 +151,24 @@ async function main(): Promise<void> {
   print(`- node ${process.version}, @grpc/grpc-js ${grpcVersion}, ${os.platform()} ${os.release()} ${os.arch()}`);
   print(`- cpu: ${cpus[0]?.model.trim() ?? "unknown"}, ${cpus.length} cores (availableParallelism ${os.availableParallelism()}), ${fmt(os.totalmem() / 2 ** 30, 1)} GiB RAM`);
   print(`- each server in its own child process; client in the driver process; ${CONCURRENCY} requests in flight; ${ROUNDS} rounds per scenario alternating the servers; warm-up ${WARMUP_MS / 1000} s per server`);
+  if (SUBSET) print(`- subset (BENCH_ONLY=${ONLY.join(",")}): ${SCENARIOS.map((s) => s.name).join("; ") || "no scenario matches"}`);
   print();
+  if (SCENARIOS.length === 0) throw new Error(`BENCH_ONLY=${ONLY.join(",")} matches no scenario: ${ALL_SCENARIOS.map((s) => s.name).join("; ")}`);
 
-  const redis = await BenchRedis.connect();
-  if (typeof redis === "string") console.error(`Redis row skipped: ${redis}`);
-  const children = [new ServerChild("service", "server-service.js"), new ServerChild("do-nothing", "server-noop.js"), new ServerChild("rule in memory", "server-service.js", ["--limits"])];
+  const redis = SUBSET ? "not used by a BENCH_ONLY run" : await BenchRedis.connect();
+  if (typeof redis === "string" && !SUBSET) console.error(`Redis row skipped: ${redis}`);
+  const children = [new ServerChild("service", "server-service.js"), new ServerChild("do-nothing", "server-noop.js")];
+  if (!SUBSET) children.push(new ServerChild("rule in memory", "server-service.js", ["--limits"]));
   const redisArgs = typeof redis === "string" ? undefined : ["--redis-url", redis.url, "--redis-prefix", redis.prefix];
   if (redisArgs !== undefined) children.push(new ServerChild("rule in Redis", "server-service.js", ["--limits", ...redisArgs]));
-  const cacheChildren = [new ServerChild("cache in memory", "server-service.js", ["--cache"])];
+  const cacheChildren = SUBSET ? [] : [new ServerChild("cache in memory", "server-service.js", ["--cache"])];
   if (redisArgs !== undefined) cacheChildren.push(new ServerChild("cache in Redis", "server-service.js", ["--cache", ...redisArgs]));
   children.push(...cacheChildren);
   const servers: Server[] = [];
   try {
     for (const child of children) servers.push(await serve(child));
-    const [service, noop, memory] = servers as [Server, Server, Server];
+    const [service, noop] = servers as [Server, Server];
+    const memory = servers.find((s) => s.name === "rule in memory");
     const inRedis = servers.find((s) => s.name === "rule in Redis");
     const cached = servers.filter((s) => cacheChildren.some((c) => c.name === s.name));
     if (typeof redis !== "string") for (const s of [inRedis, cached[1]]) if (s !== undefined) s.storeCpuUs = () => redis.cpuUs();
@@ -131,13 +177,15 @@ async function main(): Promise<void> {
     // template both clients use where they need one (upstream-only streams; the do-nothing
     // server's upstream streams), so that both servers receive the same messages.
     const templates = new Map<RequestCase, Routing | undefined>();
-    for (const s of SCENARIOS) {
+    // The 1 KiB case too, whatever BENCH_ONLY selects: every server warms up on it.
+    for (const s of [ONE_KIB_SCENARIO, ...SCENARIOS]) {
       const c = caseOf(s);
       if (templates.has(c)) continue;
-      await checkService(service.client, c);
-      templates.set(c, (await service.client.request("router", c)).routing);
+      if (s.translated === true) await checkTranslated(service.client, c, streamedText(STREAM_CHUNKS));
+      else await checkService(service.client, c);
+      templates.set(c, (await service.client.request(s.translated === true ? "both" : "router", c)).routing);
     }
-    for (const s of [memory, inRedis]) if (s !== undefined) await checkService(s.client, caseOf(SCENARIOS[0]!));
+    for (const s of [memory, inRedis]) if (s !== undefined) await checkService(s.client, caseOf(ONE_KIB_SCENARIO));
     const useTemplate = (c: RequestCase) => {
       for (const s of servers) s.client.template = templates.get(c);
     };
@@ -156,11 +204,26 @@ async function main(): Promise<void> {
 
     const results = new Map<string, { service: Measured; noop: Measured }>();
     for (const s of SCENARIOS) {
-      const c = caseOf(s);
-      useTemplate(c);
-      const [noopBatches, serviceBatches] = await measureInTurns([noop, service], s.flow, c, scaled(s.count), ROUNDS, CONCURRENCY);
-      results.set(s.name, { service: mergeMeasured(serviceBatches!), noop: mergeMeasured(noopBatches!) });
-      console.error(`  done: ${s.name}`);
+      if (results.has(s.name)) continue;
+      // The stream passed through and translated are compared with each other (a target ratio):
+      // measured in the same rounds, taking turns, like the two servers.
+      const group = PAIRED.includes(s) && PAIRED.every((p) => SCENARIOS.includes(p)) ? PAIRED : [s];
+      const turns = group.flatMap((g) =>
+        [noop, service].map((server) => ({ server, flow: g.flow, c: caseOf(g), count: scaled(g.count), before: () => useTemplate(caseOf(g)) })),
+      );
+      const batches = await measureTurns(turns, ROUNDS, CONCURRENCY);
+      group.forEach((g, j) => results.set(g.name, { noop: mergeMeasured(batches[2 * j]!), service: mergeMeasured(batches[2 * j + 1]!) }));
+      console.error(`  done: ${group.map((g) => g.name).join("; ")}`);
+    }
+
+    if (SUBSET || memory === undefined) {
+      printScenarios(results, print);
+      printTargets(results, print);
+      printStreaming(results, print);
+      printTranslation(results, print);
+      console.log();
+      console.log(`BENCH_ONLY run: not written to ${path.relative(process.cwd(), RESULTS_FILE)}`);
+      return;
     }
 
     useTemplate(small);
@@ -187,6 +250,7 @@ async function main(): Promise<void> {
     printScenarios(results, print);
     printTargets(results, print);
     printStreaming(results, print);
+    printTranslation(results, print);
     printDecisions(results, print);
     printObservability(results, print);
 
@@ -202,7 +266,8 @@ async function main(): Promise<void> {
       `Response-cache hits: the router phase answers request_body with the stored answer (an ImmediateResponse: ${small.answer.chunks.reduce((n, ch) => n + ch.length, 0)} bytes of JSON), no upstream phase; a 1 KiB chat request, ${CONCURRENCY} in flight, ${CACHE_ROUNDS} rounds taking turns. The do-nothing server gets the same request headers and body and continues.`,
     );
     print();
-    printCacheHits(hits, "do-nothing (same two messages)", results.get(SCENARIOS[0]!.name) && cpuPerRequest(results.get(SCENARIOS[0]!.name)!.service), print);
+    const oneKiB = results.get(ONE_KIB_SCENARIO.name);
+    printCacheHits(hits, "do-nothing (same two messages)", oneKiB && cpuPerRequest(oneKiB.service), print);
 
     mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
     writeFileSync(RESULTS_FILE, `${out.join("\n")}\n`);
@@ -250,24 +315,32 @@ function printScenarios(results: Results, print: Print): void {
 function printTargets(results: Results, print: Print): void {
   print("Targets:");
   print();
-  const one = results.get(SCENARIOS[0]!.name);
+  const one = results.get(ONE_KIB_SCENARIO.name);
   if (one) {
     const ratio = cpuPerRequest(one.service) / cpuPerRequest(one.noop);
     print(
       `- ${ratio <= TARGET_RATIO_1KIB ? "PASS" : "FAIL"}: both phases at 1 KiB use ${fmt(ratio, 2)}x the do-nothing server's CPU per request (${fmt(cpuPerRequest(one.service), 0)} vs ${fmt(cpuPerRequest(one.noop), 0)} µs; target at most ${TARGET_RATIO_1KIB}x)`,
     );
   }
-  const big = results.get(SCENARIOS[2]!.name);
+  const big = results.get(ONE_MIB_SCENARIO.name);
   if (big) {
     const us = cpuPerRequest(big.service);
     print(`- ${us < TARGET_CPU_1MIB_US ? "PASS" : "FAIL"}: a 1 MiB body takes ${fmt(us / 1000, 2)} ms of service CPU for both phases (target under ${TARGET_CPU_1MIB_US / 1000} ms)`);
+  }
+  const passed = results.get(STREAM_SCENARIO.name);
+  const translated = results.get(TRANSLATED_SCENARIO.name);
+  if (passed && translated) {
+    const ratio = cpuPerRequest(translated.service) / cpuPerRequest(passed.service);
+    print(
+      `- ${ratio < TARGET_TRANSLATED_RATIO ? "PASS" : "FAIL"}: a translated ${STREAM_CHUNKS}-chunk stream (Anthropic to an OpenAI client) takes ${fmt(ratio, 2)}x the service CPU per request of the same stream passed through (${fmt(cpuPerRequest(translated.service), 0)} vs ${fmt(cpuPerRequest(passed.service), 0)} µs; target under ${TARGET_TRANSLATED_RATIO}x)`,
+    );
   }
 }
 
 /** The cost of STREAMED mode per response body chunk: the do-nothing server never asks for the body. */
 function printStreaming(results: Results, print: Print): void {
   const stream = results.get(STREAM_SCENARIO.name);
-  const json = results.get(SCENARIOS[0]!.name);
+  const json = results.get(ONE_KIB_SCENARIO.name);
   if (stream === undefined || json === undefined) return;
   const c = caseOf(STREAM_SCENARIO);
   const chunks = c.answer.chunks.length;
@@ -280,8 +353,42 @@ function printStreaming(results: Results, print: Print): void {
   );
 }
 
+/**
+ * What translating a streamed answer costs: the translated stream scenario against the same stream
+ * passed through (service CPU per request), and the translation in-process next to the usage reader.
+ */
+function printTranslation(results: Results, print: Print): void {
+  const passed = results.get(STREAM_SCENARIO.name);
+  const translated = results.get(TRANSLATED_SCENARIO.name);
+  if (passed === undefined || translated === undefined) return;
+  const anthropic = caseOf(TRANSLATED_SCENARIO).answer;
+  const openai = caseOf(STREAM_SCENARIO).answer;
+  const chunks = anthropic.chunks.length;
+  const passedUs = cpuPerRequest(passed.service);
+  const translatedUs = cpuPerRequest(translated.service);
+  const ratio = translatedUs / passedUs;
+  const iterations = Math.max(200, Math.round(2000 * SCALE));
+  const translate = translationCost(anthropic, iterations);
+  const reader = usageReadUsPerChunk(openai, iterations);
+  print();
+  print(
+    `Translated stream: the same answer from Anthropic (${chunks} response_body messages, one event each: message_start, content_block_start, ping, ${STREAM_CHUNKS - 2} text deltas, content_block_stop, message_delta, message_stop) for an OpenAI client. The upstream phase asks for it (mode_override), translates each chunk and Envoy passes the ${translate.nonEmpty} non-empty ones on to the router phase, which reads usage from them as from the untranslated stream (${openai.chunks.length} chunks straight from OpenAI). Service CPU per request, both phases:`,
+  );
+  print();
+  print("| Stream | Service CPU µs/req | Extra CPU µs/req | Extra µs per provider chunk | Ratio translated/passed through | Target |");
+  print("|---|---:|---:|---:|---:|---|");
+  print(`| passed through (OpenAI target) | ${fmt(passedUs, 0)} | | | | |`);
+  print(
+    `| translated (Anthropic target) | ${fmt(translatedUs, 0)} | ${fmt(translatedUs - passedUs, 0)} | ${fmt((translatedUs - passedUs) / chunks, 1)} | ${fmt(ratio, 2)}x | ${ratio < TARGET_TRANSLATED_RATIO ? "PASS" : "FAIL"} (under ${TARGET_TRANSLATED_RATIO}x) |`,
+  );
+  print();
+  print(
+    `In-process, per chunk (no gRPC): the translation (openAiToAnthropic.response(meta, true).streamChunk over the Anthropic answer, a fresh translator per answer) ${fmt(translate.usPerChunk, 2)} µs per provider chunk; the usage reader on the OpenAI answer ${fmt(reader, 2)} µs per chunk. Beyond that, a translated request has ${chunks} more ext_proc messages to answer (the upstream phase's response_body), each with its gRPC and protobuf cost.`,
+  );
+}
+
 function printDecisions(results: Results, print: Print): void {
-  const one = results.get(SCENARIOS[0]!.name);
+  const one = results.get(ONE_KIB_SCENARIO.name);
   if (one === undefined) return;
   const decisions = measureDecisions(caseOf({ bytes: KiB }).body, Math.max(1000, Math.round(20_000 * SCALE)));
   const requestUs = cpuPerRequest(one.service);
@@ -298,7 +405,7 @@ function printDecisions(results: Results, print: Print): void {
 }
 
 function printObservability(results: Results, print: Print): void {
-  const one = results.get(SCENARIOS[0]!.name);
+  const one = results.get(ONE_KIB_SCENARIO.name);
   if (one === undefined) return;
   const requestUs = cpuPerRequest(one.service);
   const cost = measureObservability(Math.max(2000, Math.round(50_000 * SCALE)));

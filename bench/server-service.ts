@@ -1,9 +1,10 @@
-// Bench child: the real service (src/service.ts) on 127.0.0.1:0 with the example policy.
+// Bench child: the real service (src/service.ts) on 127.0.0.1:0 with the example policy (as
+// bench/policy.ts adapts it: one more route, for translated requests).
 // `--limits` adds a quota rule for the bench's consumer (so that every request is admitted against
 // the store, one call per request); `--cache` gives the bench's route a response cache;
 // `--redis-url URL --redis-prefix P` keeps quotas and cached answers in Redis instead of this
 // process's memory.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -11,9 +12,7 @@ import pino from "pino";
 import { createLogger } from "../src/log";
 import { startService } from "../src/service";
 import { MAX_BODY_BYTES, reportFailure, reportReady, serveIpc } from "./ipc";
-
-/** examples/policy.json at the repo root; this file runs from dist/bench/. */
-const EXAMPLE_POLICY = path.resolve(__dirname, "../../examples/policy.json");
+import { benchPolicy, EXAMPLE_POLICY, PASSTHROUGH_ROUTE } from "./policy";
 
 /** Dummy provider credentials: the bench never reaches a provider. */
 export const BENCH_ENV: NodeJS.ProcessEnv = {
@@ -43,24 +42,11 @@ const BENCH_LIMITS = {
 };
 
 /** The route the bench's chat requests match (see UPSTREAM_CLUSTER in envoy-client.ts). */
-const BENCH_ROUTE = "smart";
+const BENCH_ROUTE = PASSTHROUGH_ROUTE;
 
 async function main(): Promise<void> {
   const { values: args } = parseArgs({ options: { limits: { type: "boolean" }, cache: { type: "boolean" }, "redis-url": { type: "string" }, "redis-prefix": { type: "string" } } });
-  // The example reads Azure's key from a file; the bench copy reads it from the environment.
-  const policy = JSON.parse(readFileSync(EXAMPLE_POLICY, "utf8")) as {
-    providers: Record<string, Record<string, unknown>>;
-    targets: Record<string, Record<string, unknown>>;
-    routes: Array<Record<string, unknown>>;
-    limits?: unknown;
-  };
-  const azure = policy.providers.azure;
-  if (azure === undefined) throw new Error(`${EXAMPLE_POLICY} has no provider "azure"`);
-  azure.credential = { env: "AZURE_BENCH_KEY" };
-  // The bench's text bodies go up to 1 MiB (~350k tokens): more than any example target's context
-  // window, which the router phase would rightly refuse. Large windows keep every body routable
-  // and the decision on its common path (byte estimate, no tokenizer).
-  for (const t of Object.values(policy.targets)) t.contextWindow = 2_000_000;
+  const policy = benchPolicy();
   if (args.limits) policy.limits = BENCH_LIMITS;
   if (args.cache) {
     const route = policy.routes.find((r) => r.name === BENCH_ROUTE);

@@ -28,6 +28,13 @@ describe("policy", () => {
     assert.match(p.hash, /^[0-9a-f]{64}$/);
   });
 
+  it("a route's paths may be served through translation (OpenAI chat on an Anthropic chain)", () => {
+    const d = examplePolicy();
+    (d.routes as Array<Record<string, unknown>>)[5]!.match = { paths: ["/v1/chat/completions", "/v1/messages"] };
+    const p = compilePolicyText(JSON.stringify(d), { file: "p.json", resolveSecrets: false });
+    assert.deepEqual([...(p.routes[5]!.operations ?? [])], ["chat.completions", "messages"]);
+  });
+
   it("errors name the file, the JSON path, the bad value and the fix", () => {
     const doc = examplePolicy();
     (doc.routes as Array<Record<string, unknown>>)[1]!.targets = ["openai-gpt-4o", "no-such-target"];
@@ -41,14 +48,14 @@ describe("policy", () => {
     ["bad key hash", (d) => ((d.consumers as Array<Record<string, unknown>>)[0]!.keySha256 = ["abc"]), /consumers\[0\]\.keySha256\[0\]: 64 lowercase hex characters \(a SHA-256 digest\) \(got "abc"\)/],
     ["unknown provider in a target", (d) => ((d.targets as Record<string, Record<string, unknown>>)["local-llama"]!.provider = "nope"), /targets\["local-llama"\]\.provider: unknown provider/],
     ["duplicate route name", (d) => ((d.routes as Array<Record<string, unknown>>)[2]!.name = "smart"), /routes\[2\]\.name: duplicate route name/],
-    ["route path its target cannot serve", (d) => ((d.routes as Array<Record<string, unknown>>)[5]!.match = { paths: ["/v1/chat/completions"] }), /routes\[5\]\.match\.paths: target "claude-sonnet" \(anthropic\) cannot serve \/v1\/chat\/completions/],
+    ["route path its target cannot serve, natively or translated", (d) => ((d.routes as Array<Record<string, unknown>>)[5]!.match = { paths: ["/v1/responses"] }), /routes\[5\]\.match\.paths: target "claude-sonnet" \(anthropic\) cannot serve \/v1\/responses.*restrict the route to \/v1\/chat\/completions, \/v1\/messages/],
     ["allow-list naming an unknown route", (d) => ((d.consumers as Array<Record<string, unknown>>)[1]!.allow = { routes: ["nope"] }), /consumers\[1\]\.allow\.routes: unknown route/],
     ["same key for two consumers", (d) => ((d.consumers as Array<{ keySha256: string[] }>)[1]!.keySha256 = (d.consumers as Array<{ keySha256: string[] }>)[0]!.keySha256), /already belongs to a consumer/],
     ["passthrough over an LLM path", (d) => (d.passthrough = [{ pathPrefix: "/v1/chat", target: "openai-gpt-4o" }]), /passthrough\[0\]\.pathPrefix: covers an LLM path/],
     ["wrong version", (d) => (d.version = 2), /version/],
     ["a target twice in a chain", (d) => ((d.routes as Array<Record<string, unknown>>)[2]!.targets = ["openai-gpt-4o-mini", "openai-gpt-4o-mini"]), /routes\[2\]\.targets\[1\]: target listed twice in the chain/],
     ["an empty chain", (d) => ((d.routes as Array<Record<string, unknown>>)[2]!.targets = []), /routes\[2\]\.targets/],
-    ["a chain target that cannot serve the route's paths", (d) => ((d.routes as Array<Record<string, unknown>>)[1]!.targets = ["openai-gpt-4o", "claude-sonnet"]), /routes\[1\]\.match\.paths: target "claude-sonnet" \(anthropic\) cannot serve \/v1\/chat\/completions/],
+    ["a chain target that cannot serve the route's paths", (d) => ((d.routes as Array<Record<string, unknown>>)[3]!.targets = ["openai-embed-small", "claude-sonnet"]), /routes\[3\]\.match\.paths: target "claude-sonnet" \(anthropic\) cannot serve \/v1\/embeddings/],
     ["a strategy naming a target outside the chain", (d) => ((d.routes as Array<Record<string, unknown>>)[1]!.strategy = { type: "weighted", weights: { "openai-gpt-4o": 1, "claude-sonnet": 1 } }), /routes\[1\]\.strategy\.weights/],
     ["a provider without an endpoint", (d) => delete d.providers.azure!.endpoint, /providers\.azure\.endpoint: a azure-openai provider needs an endpoint/],
     ["an endpoint with a path", (d) => (d.providers.openai!.endpoint = "https://api.openai.com/v1"), /providers\.openai\.endpoint: scheme:\/\/host\[:port\] only/],

@@ -2,9 +2,10 @@
 // cross-references checked. A CompiledPolicy is immutable; reload swaps the whole object.
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { OPERATIONS, type Operation } from "../api/operations";
+import { OPERATION_NAMES, OPERATIONS, type Operation } from "../api/operations";
 import { KeyDigestIndex } from "../auth/key-digest-index";
 import { adapterFor } from "../providers/registry";
+import { serves } from "../translate/registry";
 import type { AwsCredentials, ProviderAdapter } from "../providers/types";
 import { compileLimits, type CompiledLimits } from "../quota/limit-rules";
 import { compileStrategy, type RankFn } from "../routing/strategies";
@@ -287,13 +288,15 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
     if (chain.length !== config.targets.length) return;
     const operations = config.match.paths ? new Set(config.match.paths.map(operationForPath)) : undefined;
     for (const target of chain) {
-      const served = target.provider.adapter.operations;
+      const adapter = target.provider.adapter;
       for (const op of operations ?? []) {
-        if (!served.has(op)) {
+        // Served natively or through a translation (an Anthropic target for OpenAI chat clients...).
+        if (!serves(adapter, op)) {
+          const served = OPERATION_NAMES.filter((o) => serves(adapter, o));
           issues.push({
             path: at("match", "paths"),
             message: `target "${target.id}" (${target.provider.config.type}) cannot serve ${OPERATIONS[op].path}`,
-            fix: `restrict the route to ${[...served].map((o) => OPERATIONS[o].path).join(", ")}, or drop the target from the chain`,
+            fix: `restrict the route to ${served.map((o) => OPERATIONS[o].path).join(", ")}, or drop the target from the chain`,
           });
         }
       }
