@@ -9,10 +9,8 @@
 // last user text>}, stop_reason tool_use; a stream sends the input as input_json_delta pieces, and
 // output tokens count those pieces (one per delta event, as text counts one per word).
 import { type MockContext, type MockHandler, sendError, sendJson } from "./context";
-import { buildReply, inputTokensFor, isRecord, lastUserText, positiveInt } from "./reply";
+import { buildReply, inputTokensFor, isRecord, jsonPieces, lastUserText, positiveInt, toolQuery } from "./reply";
 import type { SseWriter } from "./sse";
-
-const QUERY_WORDS = 8;
 
 /** The first tool's name when the mock should call it, else undefined. */
 function toolToCall(body: Record<string, unknown>, messages: unknown[]): string | undefined {
@@ -28,16 +26,9 @@ function toolToCall(body: Record<string, unknown>, messages: unknown[]): string 
   return first["name"];
 }
 
-/** The first words of the last user message, as the text reply quotes them. */
-function queryOf(messages: unknown[]): string {
-  return lastUserText(messages).split(/\s+/).filter((w) => w.length > 0).slice(0, QUERY_WORDS).join(" ");
-}
-
-/** The input JSON in three pieces (fewer when it is too short to cut), as Anthropic streams it. */
-function jsonPieces(json: string): string[] {
-  const a = Math.floor(json.length / 3);
-  const b = Math.floor((2 * json.length) / 3);
-  return [json.slice(0, a), json.slice(a, b), json.slice(b)].filter((p) => p !== "");
+/** A whole (non-streamed) Messages answer. */
+function message(id: string, model: string, content: unknown[], stopReason: string, inputTokens: number, outputTokens: number): Record<string, unknown> {
+  return { id, type: "message", role: "assistant", model, content, stop_reason: stopReason, stop_sequence: null, usage: { input_tokens: inputTokens, output_tokens: outputTokens } };
 }
 
 async function messageStart(sse: SseWriter, id: string, model: string, inputTokens: number): Promise<void> {
@@ -77,20 +68,11 @@ async function messageEnd(sse: SseWriter, stopReason: string, outputTokens: numb
 async function toolUse(ctx: MockContext, body: Record<string, unknown>, model: string, name: string, messages: unknown[]): Promise<void> {
   const id = `msg_mock_${ctx.seq}`;
   const call = { type: "tool_use", id: `toolu_mock_${ctx.seq}`, name };
-  const input = { query: queryOf(messages) };
+  const input = toolQuery(lastUserText(messages));
   const pieces = jsonPieces(JSON.stringify(input));
   const inputTokens = inputTokensFor(ctx.bodyChars);
   if (body["stream"] !== true) {
-    return sendJson(ctx.res, 200, {
-      id,
-      type: "message",
-      role: "assistant",
-      model,
-      content: [{ ...call, input }],
-      stop_reason: "tool_use",
-      stop_sequence: null,
-      usage: { input_tokens: inputTokens, output_tokens: pieces.length },
-    });
+    return sendJson(ctx.res, 200, message(id, model, [{ ...call, input }], "tool_use", inputTokens, pieces.length));
   }
   const sse = ctx.openStream();
   await messageStart(sse, id, model, inputTokens);
@@ -124,16 +106,7 @@ export function messages(): MockHandler {
     const id = `msg_mock_${ctx.seq}`;
     const stopReason = reply.truncated ? "max_tokens" : "end_turn";
     if (body["stream"] !== true) {
-      return sendJson(ctx.res, 200, {
-        id,
-        type: "message",
-        role: "assistant",
-        model,
-        content: [{ type: "text", text: reply.text }],
-        stop_reason: stopReason,
-        stop_sequence: null,
-        usage: { input_tokens: reply.inputTokens, output_tokens: reply.outputTokens },
-      });
+      return sendJson(ctx.res, 200, message(id, model, [{ type: "text", text: reply.text }], stopReason, reply.inputTokens, reply.outputTokens));
     }
     const sse = ctx.openStream();
     await messageStart(sse, id, model, reply.inputTokens);

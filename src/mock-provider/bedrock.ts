@@ -9,7 +9,7 @@
 import { EventStreamCodec } from "@smithy/eventstream-codec";
 import { fromUtf8, toUtf8 } from "@smithy/util-utf8";
 import { type MockContext, type MockHandler, sendError, sendJson } from "./context";
-import { buildReply, isRecord, lastUserText, positiveInt } from "./reply";
+import { buildReply, isRecord, jsonPieces, lastUserText, positiveInt, toolQuery } from "./reply";
 
 const codec = new EventStreamCodec(toUtf8, fromUtf8);
 
@@ -26,8 +26,6 @@ const CONVERSE_KEYS = new Set([
   "performanceConfig",
   "serviceTier",
 ]);
-
-const QUERY_WORDS = 8;
 
 /** One ConverseStream event as an encoded frame. */
 export function converseFrame(eventType: string, payload: unknown): Uint8Array {
@@ -86,8 +84,7 @@ function answer(ctx: MockContext, body: Record<string, unknown>): Answer {
   const reply = buildReply({ bodyChars: ctx.bodyChars, prompt, streamChunks: ctx.streamChunks, maxTokens });
   const name = toolToCall(body);
   if (name !== undefined) {
-    const query = prompt.split(/\s+/).filter((w) => w.length > 0).slice(0, QUERY_WORDS).join(" ");
-    const input = { query };
+    const input = toolQuery(prompt);
     // Tool input tokens, by the same chars/4 rule as the input count.
     const outputTokens = Math.max(1, Math.ceil(JSON.stringify(input).length / 4));
     return {
@@ -103,13 +100,6 @@ function answer(ctx: MockContext, body: Record<string, unknown>): Answer {
     stopReason: reply.truncated ? "max_tokens" : "end_turn",
     usage: { inputTokens: reply.inputTokens, outputTokens: reply.outputTokens, totalTokens: reply.inputTokens + reply.outputTokens },
   };
-}
-
-/** The tool input JSON in three pieces, as Bedrock streams it (partial JSON strings). */
-function inputPieces(json: string): string[] {
-  const a = Math.floor(json.length / 3);
-  const b = Math.floor((2 * json.length) / 3);
-  return [json.slice(0, a), json.slice(a, b), json.slice(b)].filter((p) => p !== "");
 }
 
 export function bedrockConverse(stream: boolean, modelId: string): MockHandler {
@@ -129,7 +119,7 @@ export function bedrockConverse(stream: boolean, modelId: string): MockHandler {
     if (a.tool !== undefined) {
       const { toolUseId, name, input } = a.tool;
       await out.frame(converseFrame("contentBlockStart", { contentBlockIndex: 0, start: { toolUse: { toolUseId, name } } }));
-      for (const piece of inputPieces(JSON.stringify(input))) {
+      for (const piece of jsonPieces(JSON.stringify(input))) {
         await out.frame(converseFrame("contentBlockDelta", { contentBlockIndex: 0, delta: { toolUse: { input: piece } } }));
       }
     } else {

@@ -4,13 +4,11 @@
 // Deterministic like the other mocks: the reply quotes the last user text, one event per word, the
 // last one with finishReason and the full usageMetadata. With function declarations offered (and
 // calling not switched off) the reply to a user turn is a call of the first allowed function.
-import { createHash } from "node:crypto";
 import { type MockContext, type MockHandler, sendError, sendJson } from "./context";
-import { buildReply, isRecord, positiveInt } from "./reply";
+import { buildReply, isRecord, mockVector, positiveInt, toolQuery } from "./reply";
 
 export type GeminiMethod = "generateContent" | "streamGenerateContent" | "batchEmbedContents";
 
-const SNIPPET_WORDS = 8;
 const DEFAULT_DIMENSIONS = 8;
 
 type Json = Record<string, unknown>;
@@ -74,7 +72,7 @@ function generate(ctx: MockContext, stream: boolean, model: string, body: Json, 
 
   const fn = functionToCall(body, contents);
   if (fn !== undefined) {
-    const args = { query: prompt.split(/\s+/).filter((w) => w !== "").slice(0, SNIPPET_WORDS).join(" ") };
+    const args = toolQuery(prompt);
     const call = event([{ functionCall: { name: fn, args } }], "STOP", Math.ceil(JSON.stringify(args).length / 4));
     if (!stream) return sendJson(ctx.res, 200, call);
     return ctx.url.searchParams.get("alt") === "sse" ? sendEvents(ctx, [call]) : sendJson(ctx.res, 200, [call]);
@@ -93,13 +91,6 @@ async function sendEvents(ctx: MockContext, events: Json[]): Promise<void> {
 }
 
 /** A small deterministic vector derived from the text. */
-function vectorFor(text: string, dimensions: number): number[] {
-  const digest = createHash("sha256").update(text).digest();
-  const out: number[] = [];
-  for (let i = 0; i < dimensions; i++) out.push(Math.round((((digest[i % digest.length] ?? 0) + i) % 256) / 127.5 * 1e6 - 1e6) / 1e6);
-  return out;
-}
-
 function embed(ctx: MockContext, model: string, body: Json): void {
   const requests = body["requests"];
   if (!Array.isArray(requests) || requests.length === 0) return sendError(ctx.res, "gemini", 400, "* BatchEmbedContentsRequest.requests: at least one request is required");
@@ -110,7 +101,7 @@ function embed(ctx: MockContext, model: string, body: Json): void {
       return sendError(ctx.res, "gemini", 400, `* BatchEmbedContentsRequest.requests[${i}].model: must be models/${model}`);
     }
     if (!isRecord(r["content"])) return sendError(ctx.res, "gemini", 400, `* BatchEmbedContentsRequest.requests[${i}].content: content is required`);
-    embeddings.push({ values: vectorFor(textOf(r["content"]), positiveInt(r["outputDimensionality"]) || DEFAULT_DIMENSIONS) });
+    embeddings.push({ values: mockVector(textOf(r["content"]), positiveInt(r["outputDimensionality"]) || DEFAULT_DIMENSIONS) });
   }
   sendJson(ctx.res, 200, { embeddings });
 }

@@ -1,9 +1,8 @@
 // OpenAI-shaped endpoints: /v1/chat/completions, /v1/completions, /v1/embeddings
 // (https://platform.openai.com/docs/api-reference). Azure OpenAI deployments reuse them with the
 // deployment name as the model when the body has none.
-import { createHash } from "node:crypto";
 import { type MockContext, type MockHandler, nowSeconds, sendError, sendJson } from "./context";
-import { buildReply, contentText, inputTokensFor, isRecord, lastUserText, type MockReply, positiveInt } from "./reply";
+import { buildReply, contentText, inputTokensFor, isRecord, jsonPieces, lastUserText, mockVector, type MockReply, positiveInt, toolQuery } from "./reply";
 
 /** `model` from the body, else the Azure deployment; undefined means "reject: model required". */
 function modelOf(body: Record<string, unknown>, fallback: string | undefined): string | undefined {
@@ -21,6 +20,11 @@ function requestBody(ctx: MockContext): Record<string, unknown> | undefined {
 function includeUsage(body: Record<string, unknown>): boolean {
   const opts = body["stream_options"];
   return isRecord(opts) && opts["include_usage"] === true;
+}
+
+/** chat.completion.chunk objects of one stream; with include_usage every chunk carries "usage": null except the extra last one. */
+function chunkMaker(id: string, created: number, model: string, withUsage: boolean): (choices: unknown[], extra?: Record<string, unknown>) => Record<string, unknown> {
+  return (choices, extra = {}) => ({ id, object: "chat.completion.chunk", created, model, choices, ...(withUsage ? { usage: null } : {}), ...extra });
 }
 
 export function chatCompletions(deployment?: string): MockHandler {
@@ -62,17 +66,8 @@ export function chatCompletions(deployment?: string): MockHandler {
         usage,
       });
     }
-    // With include_usage every chunk carries "usage": null except the extra last one.
     const withUsage = includeUsage(body);
-    const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
-      id,
-      object: "chat.completion.chunk",
-      created,
-      model,
-      choices,
-      ...(withUsage ? { usage: null } : {}),
-      ...extra,
-    });
+    const chunk = chunkMaker(id, created, model, withUsage);
     const sse = ctx.openStream();
     await sse.json(chunk([{ index: 0, delta: { role: "assistant", content: "" }, logprobs: null, finish_reason: null }]));
     for (const piece of reply.pieces) {
@@ -102,18 +97,6 @@ function toolToCall(body: Record<string, unknown>, messages: unknown[]): string 
   return undefined;
 }
 
-/** Three pieces, never splitting a UTF-16 surrogate pair. */
-function splitArguments(args: string): string[] {
-  const lowSurrogate = (at: number): boolean => {
-    const c = args.charCodeAt(at);
-    return c >= 0xdc00 && c <= 0xdfff;
-  };
-  const cut = (at: number): number => (at > 0 && lowSurrogate(at) ? at + 1 : at);
-  const a = cut(Math.floor(args.length / 3));
-  const b = Math.max(a, cut(Math.floor((2 * args.length) / 3)));
-  return [args.slice(0, a), args.slice(a, b), args.slice(b)].filter((p) => p !== "");
-}
-
 /**
  * One tool call, arguments {"query": <first 8 words of the last user text>}. Output tokens are the
  * number of argument pieces streamed (as a text reply counts one token per content chunk).
@@ -122,8 +105,8 @@ async function toolCallReply(ctx: MockContext, body: Record<string, unknown>, mo
   const id = `chatcmpl-mock-${ctx.seq}`;
   const callId = `call_mock_${ctx.seq}`;
   const created = nowSeconds();
-  const args = JSON.stringify({ query: prompt.split(/\s+/).filter((w) => w !== "").slice(0, 8).join(" ") });
-  const pieces = splitArguments(args);
+  const args = JSON.stringify(toolQuery(prompt));
+  const pieces = jsonPieces(args);
   const input = inputTokensFor(ctx.bodyChars);
   const usage = { prompt_tokens: input, completion_tokens: pieces.length, total_tokens: input + pieces.length };
   if (body["stream"] !== true) {
@@ -144,15 +127,7 @@ async function toolCallReply(ctx: MockContext, body: Record<string, unknown>, mo
     });
   }
   const withUsage = includeUsage(body);
-  const chunk = (choices: unknown[], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
-    id,
-    object: "chat.completion.chunk",
-    created,
-    model,
-    choices,
-    ...(withUsage ? { usage: null } : {}),
-    ...extra,
-  });
+  const chunk = chunkMaker(id, created, model, withUsage);
   const sse = ctx.openStream();
   const first = { role: "assistant", content: null, tool_calls: [{ index: 0, id: callId, type: "function", function: { name, arguments: "" } }] };
   await sse.json(chunk([{ index: 0, delta: first, logprobs: null, finish_reason: null }]));
@@ -202,16 +177,6 @@ export function completions(deployment?: string): MockHandler {
 }
 
 /** A small deterministic vector derived from the input text. */
-function vectorFor(text: string, dimensions: number): number[] {
-  const digest = createHash("sha256").update(text).digest();
-  const out: number[] = [];
-  for (let i = 0; i < dimensions; i++) {
-    const byte = digest[i % digest.length] ?? 0;
-    out.push(Math.round((((byte + i) % 256) / 127.5 - 1) * 1e6) / 1e6);
-  }
-  return out;
-}
-
 function embeddingInputs(input: unknown): string[] | undefined {
   if (typeof input === "string") return [input];
   if (!Array.isArray(input) || input.length === 0) return undefined;
@@ -231,7 +196,7 @@ export function embeddings(deployment?: string): MockHandler {
     const dimensions = positiveInt(body["dimensions"]) || 8;
     const base64 = body["encoding_format"] === "base64";
     const data = inputs.map((text, index) => {
-      const vector = vectorFor(text, dimensions);
+      const vector = mockVector(text, dimensions);
       const embedding = base64 ? Buffer.from(new Float32Array(vector).buffer).toString("base64") : vector;
       return { object: "embedding", index, embedding };
     });

@@ -5,6 +5,7 @@
 // - A `max_tokens`-style limit from the request caps the number of words (finish reason "length").
 // - Input tokens: ceil(request body characters / 4). Output tokens: number of words; a stream emits
 //   one content chunk per word, so output tokens also equal the number of content chunks.
+import { createHash } from "node:crypto";
 
 const SNIPPET_WORDS = 8;
 const PADDING = ["lorem", "ipsum", "dolor", "sit", "amet"];
@@ -32,9 +33,44 @@ export function inputTokensFor(bodyChars: number): number {
   return Math.ceil(bodyChars / 4);
 }
 
+/** The first words of a prompt: what a reply quotes, and the `query` of every mock tool call. */
+export function promptSnippet(prompt: string): string[] {
+  return prompt.split(/\s+/).filter((w) => w.length > 0).slice(0, SNIPPET_WORDS);
+}
+
+/** The arguments every mock tool call makes: {"query": <first words of the last user text>}. */
+export function toolQuery(prompt: string): { query: string } {
+  return { query: promptSnippet(prompt).join(" ") };
+}
+
+/**
+ * A tool call's JSON arguments in three pieces (fewer when too short to cut), as providers stream
+ * them; a cut never splits a UTF-16 surrogate pair.
+ */
+export function jsonPieces(json: string): string[] {
+  const lowSurrogate = (at: number): boolean => {
+    const c = json.charCodeAt(at);
+    return c >= 0xdc00 && c <= 0xdfff;
+  };
+  const cut = (at: number): number => (at > 0 && lowSurrogate(at) ? at + 1 : at);
+  const a = cut(Math.floor(json.length / 3));
+  const b = Math.max(a, cut(Math.floor((2 * json.length) / 3)));
+  return [json.slice(0, a), json.slice(a, b), json.slice(b)].filter((p) => p !== "");
+}
+
+/** A deterministic embedding of `text`: values in [-1, 1] from its SHA-256. */
+export function mockVector(text: string, dimensions: number): number[] {
+  const digest = createHash("sha256").update(text).digest();
+  const out: number[] = [];
+  for (let i = 0; i < dimensions; i++) {
+    const byte = digest[i % digest.length] ?? 0;
+    out.push(Math.round((((byte + i) % 256) / 127.5 - 1) * 1e6) / 1e6);
+  }
+  return out;
+}
+
 export function buildReply(options: ReplyOptions): MockReply {
-  const snippet = options.prompt.split(/\s+/).filter((w) => w.length > 0).slice(0, SNIPPET_WORDS);
-  let words = ["mock", "reply", "to", ...snippet];
+  let words = ["mock", "reply", "to", ...promptSnippet(options.prompt)];
   if (options.streamChunks !== undefined && options.streamChunks > 0) {
     const target = options.streamChunks;
     const padded = [...words];
