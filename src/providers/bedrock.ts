@@ -6,12 +6,14 @@
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { SignatureV4 } from "@smithy/signature-v4";
 import type { ProviderConfig } from "../policy/schema";
-import type { ProviderAdapter } from "./types";
+import type { AwsCredentials, ProviderAdapter } from "./types";
 
 type BedrockConfig = Extract<ProviderConfig, { type: "bedrock" }>;
 
 /** SigV4 service name of the Bedrock Runtime API. */
 const SERVICE = "bedrock";
+
+const signers = new WeakMap<AwsCredentials, { region: string; signer: SignatureV4 }>();
 
 export const bedrockAdapter: ProviderAdapter<BedrockConfig> = {
   type: "bedrock",
@@ -26,16 +28,23 @@ export const bedrockAdapter: ProviderAdapter<BedrockConfig> = {
     return { path, setHeaders };
   },
   async sign({ provider, aws, host, path, headers, body, now }) {
-    const signer = new SignatureV4({
-      service: SERVICE,
-      region: provider.region,
-      sha256: Sha256,
-      credentials: {
-        accessKeyId: aws.accessKeyId.reveal(),
-        secretAccessKey: aws.secretAccessKey.reveal(),
-        ...(aws.sessionToken ? { sessionToken: aws.sessionToken.reveal() } : {}),
-      },
-    });
+    // One signer per compiled credential set (a policy reload makes new ones): it caches the day's
+    // signing key, which would otherwise be derived again (four HMACs) for every attempt.
+    const cached = signers.get(aws);
+    let signer = cached?.region === provider.region ? cached.signer : undefined;
+    if (signer === undefined) {
+      signer = new SignatureV4({
+        service: SERVICE,
+        region: provider.region,
+        sha256: Sha256,
+        credentials: {
+          accessKeyId: aws.accessKeyId.reveal(),
+          secretAccessKey: aws.secretAccessKey.reveal(),
+          ...(aws.sessionToken ? { sessionToken: aws.sessionToken.reveal() } : {}),
+        },
+      });
+      signers.set(aws, { region: provider.region, signer });
+    }
     const q = path.indexOf("?");
     const query: Record<string, string> = {};
     if (q !== -1) for (const [k, v] of new URLSearchParams(path.slice(q + 1))) query[k] = v;

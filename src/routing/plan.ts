@@ -10,7 +10,7 @@ import { GatewayError } from "../api/errors";
 import { OPERATIONS, type Operation } from "../api/operations";
 import type { CompiledCluster, CompiledConsumer, CompiledRoute, CompiledTarget } from "../policy/compile";
 import type { JsonObject } from "../api/request-body";
-import { serves, translationFor } from "../translate/registry";
+import { translationFor } from "../translate/registry";
 import { eligibleTargets, missingCapabilities, outputBudget } from "./eligibility";
 import { encodingForModel, requestFeatures } from "./request-features";
 import type { Ranking, RequestFeatures, TargetStats } from "./strategy-types";
@@ -51,12 +51,13 @@ export function planRoute(route: CompiledRoute, input: PlanInput): RoutePlan {
   let untranslatable: string | undefined;
   for (const t of route.chain) {
     const adapter = t.provider.adapter;
-    if (!serves(adapter, operation)) {
+    const translation = translationFor(adapter, operation);
+    if (translation === undefined && !adapter.operations.has(operation)) {
       skipped.push({ target: t.id, reason: `${t.provider.config.type} does not serve ${OPERATIONS[operation].path}`, hard: true });
       continue;
     }
     // Checked once per provider type and request would do; chains are short and check() is cheap.
-    const problem = translationFor(adapter, operation)?.check(input.body);
+    const problem = translation?.check(input.body);
     if (problem === undefined) served.push(t);
     else {
       untranslatable ??= `${problem} (${t.provider.config.type})`;
