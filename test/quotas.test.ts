@@ -73,15 +73,19 @@ describeWithRedis("quotas on Redis, end to end", (redis) => {
       await stack.close();
     });
 
-    it("500 concurrent requests against 100/min: exactly 100 admitted, 400 answered 429 with the headers", async () => {
+    it("500 concurrent requests against 100/min: exactly 100 admitted (plus the bucket's refill while they ran), the rest answered 429 with the headers", async () => {
+      const started = performance.now();
       const results = await Promise.all(
         Array.from({ length: 500 }, (_, i) => envoys[i % 2]!.request({ method: "POST", path: "/v1/chat/completions", headers: ALICE, body: chat() })),
       );
+      // requestsPerMinute is a token bucket: it refills one request every 600 ms, so a burst that a
+      // slow machine spreads over more than that legitimately admits one more per 600 ms elapsed.
+      const refill = Math.floor((performance.now() - started) / 600);
       const ok = results.filter((r) => r.status === 200);
       const refused = results.filter((r) => r.status === 429);
-      assert.equal(ok.length, 100);
-      assert.equal(refused.length, 400);
-      assert.equal(stack.openai.requests.length, 100, "refused requests never reach a provider");
+      assert.ok(ok.length >= 100 && ok.length <= 100 + refill, `${ok.length} admitted in a burst with ${refill} refills`);
+      assert.equal(refused.length, 500 - ok.length);
+      assert.equal(stack.openai.requests.length, ok.length, "refused requests never reach a provider");
       for (const r of refused) {
         assert.equal(r.headers["x-llm-router-limit"], "alice-rpm");
         assert.equal(r.headers["x-llm-router-error"], "rate_limit_exceeded");
