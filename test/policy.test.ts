@@ -55,6 +55,8 @@ describe("policy", () => {
     ["wrong version", (d) => (d.version = 2), /version/],
     ["a target twice in a chain", (d) => ((d.routes as Array<Record<string, unknown>>)[2]!.targets = ["openai-gpt-4o-mini", "openai-gpt-4o-mini"]), /routes\[2\]\.targets\[1\]: target listed twice in the chain/],
     ["an empty chain", (d) => ((d.routes as Array<Record<string, unknown>>)[2]!.targets = []), /routes\[2\]\.targets/],
+    ["a bedrock provider with both AWS keys and an API key", (d) => ((d.providers as Record<string, unknown>).aws = { type: "bedrock", region: "us-east-1", credential: { env: "K" }, awsCredentials: { accessKeyId: { env: "A" }, secretAccessKey: { env: "S" } } }), /providers\.aws: set awsCredentials \(SigV4\) or credential \(a Bedrock API key\), not both/],
+    ["a bedrock provider with a malformed region", (d) => ((d.providers as Record<string, unknown>).aws = { type: "bedrock", region: "US East" }), /providers\.aws\.region: an AWS region such as us-east-1/],
     ["a chain target that cannot serve the route's paths", (d) => ((d.routes as Array<Record<string, unknown>>)[3]!.targets = ["openai-embed-small", "claude-sonnet"]), /routes\[3\]\.match\.paths: target "claude-sonnet" \(anthropic\) cannot serve \/v1\/embeddings/],
     ["a strategy naming a target outside the chain", (d) => ((d.routes as Array<Record<string, unknown>>)[1]!.strategy = { type: "weighted", weights: { "openai-gpt-4o": 1, "claude-sonnet": 1 } }), /routes\[1\]\.strategy\.weights/],
     ["a provider without an endpoint", (d) => delete d.providers.azure!.endpoint, /providers\.azure\.endpoint: a azure-openai provider needs an endpoint/],
