@@ -87,7 +87,7 @@ describe("anthropic -> openai: request golden vectors", () => {
   for (const v of ofKind("request")) {
     it(`${v.name}: ${v.about}`, () => {
       const input = v["input"] as Json;
-      assert.equal(anthropicToOpenAi.check(input), undefined);
+      assert.equal(anthropicToOpenAi.check(input, "gpt-4o"), undefined);
       const expected = v["expected"] as Json;
       const out = anthropicToOpenAi.request(input, v["target"] as typeof TARGET);
       assert.deepEqual(JSON.parse(out.body.toString("utf8")), expected["body"]);
@@ -154,7 +154,7 @@ describe("anthropic -> openai: check()", () => {
   ];
   for (const [name, body, expected] of table) {
     it(`${expected === undefined ? "accepts" : "rejects"} ${name}`, () => {
-      const problem = anthropicToOpenAi.check(body);
+      const problem = anthropicToOpenAi.check(body, "gpt-4o");
       if (expected === undefined) assert.equal(problem, undefined);
       else {
         assert.match(problem ?? "", expected);
@@ -165,7 +165,7 @@ describe("anthropic -> openai: check()", () => {
 
   it("does not throw on odd shapes", () => {
     for (const body of [{}, { messages: "x" }, { messages: [null, 1, { content: [null, 1, "s"] }] }, { tools: "x" }, { tools: [null, 1] }]) {
-      assert.doesNotThrow(() => anthropicToOpenAi.check(body));
+      assert.doesNotThrow(() => anthropicToOpenAi.check(body, "gpt-4o"));
       assert.doesNotThrow(() => anthropicToOpenAi.request(body, TARGET));
     }
   });

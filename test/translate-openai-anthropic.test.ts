@@ -67,7 +67,7 @@ const TARGET: TranslationTarget = { model: "claude-sonnet-4-20250514", defaultMa
 const META: TranslationMeta = { clientModel: "gpt-4o", created: 1_700_000_000, includeUsage: false };
 
 function translate(body: JsonObject, target: TranslationTarget = TARGET): { body: Record<string, unknown>; dropped: string[]; meta: TranslationMeta } {
-  assert.equal(openAiToAnthropic.check(body), undefined);
+  assert.equal(openAiToAnthropic.check(body, "claude-sonnet-4-5"), undefined);
   const r = openAiToAnthropic.request(body, target);
   return { body: JSON.parse(r.body.toString("utf8")) as Record<string, unknown>, dropped: r.dropped, meta: r.meta };
 }
@@ -79,7 +79,7 @@ describe("openai -> anthropic golden vectors", () => {
         const request = v.request;
         const expected = v.expectedRequest;
         it("translates the request", () => {
-          assert.equal(openAiToAnthropic.check(request), undefined);
+          assert.equal(openAiToAnthropic.check(request, "claude-sonnet-4-5"), undefined);
           const r = openAiToAnthropic.request(request, v.target ?? TARGET);
           assert.deepEqual(JSON.parse(r.body.toString("utf8")), expected.body);
           assert.equal(r.stream, expected.stream);
@@ -148,7 +148,7 @@ describe("openai -> anthropic check()", () => {
     ["empty tool arguments", { model: "m", messages: [{ role: "assistant", tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: "" } }] }] }],
     ["a PDF file part", { model: "m", messages: [{ role: "user", content: [{ type: "file", file: { filename: "a.pdf", file_data: "data:application/pdf;base64,JVBERi0=" } }] }] }],
   ];
-  for (const [name, body] of accepted) it(`accepts ${name}`, () => assert.equal(openAiToAnthropic.check(body), undefined));
+  for (const [name, body] of accepted) it(`accepts ${name}`, () => assert.equal(openAiToAnthropic.check(body, "claude-sonnet-4-5"), undefined));
 
   const rejected: Array<[string, JsonObject, RegExp]> = [
     ["n > 1", { model: "m", messages: USER, n: 2 }, /`n`/],
@@ -176,7 +176,7 @@ describe("openai -> anthropic check()", () => {
   ];
   for (const [name, body, re] of rejected) {
     it(`rejects ${name}`, () => {
-      const why = openAiToAnthropic.check(body);
+      const why = openAiToAnthropic.check(body, "claude-sonnet-4-5");
       assert.ok(why !== undefined, "rejected");
       assert.match(why, re);
       assert.match(why, /\.$/, "a sentence");

@@ -116,7 +116,7 @@ const metaFor = (v: { includeUsage?: boolean }): TranslationMeta => ({ ...stream
 describe("OpenAI -> Bedrock Converse: requests", () => {
   for (const v of requests.vectors) {
     it(v.name, () => {
-      assert.equal(openAiToBedrock.check(v.input), undefined);
+      assert.equal(openAiToBedrock.check(v.input, requests.target.model), undefined);
       const r = openAiToBedrock.request(v.input, requests.target);
       assert.deepEqual(JSON.parse(r.body.toString("utf8")), v.expected.body);
       assert.equal(r.stream, v.expected.stream);
@@ -200,7 +200,7 @@ describe("OpenAI -> Bedrock Converse: check()", () => {
   ];
   for (const [name, body, expected] of table) {
     it(name, () => {
-      const why = openAiToBedrock.check(body);
+      const why = openAiToBedrock.check(body, target.model);
       if (expected === undefined) assert.equal(why, undefined);
       else assert.match(why ?? "", expected);
     });
@@ -431,7 +431,7 @@ describe("mock provider: Bedrock Converse", () => {
   beforeEach(() => mock.reset());
 
   async function call(body: JsonObject): Promise<{ answer: RawAnswer; translated: Buffer; meta: TranslationMeta; sent: Buffer }> {
-    assert.equal(openAiToBedrock.check(body), undefined);
+    assert.equal(openAiToBedrock.check(body, target.model), undefined);
     const r = openAiToBedrock.request(body, target);
     const answer = await rawPost(url(r.stream), r.body);
     const t = openAiToBedrock.response(r.meta, r.stream);

@@ -71,7 +71,7 @@ describe("OpenAI -> Gemini golden vectors", () => {
     it(`request: ${v.file}`, () => {
       const t = of(v);
       const body = v.openai as Json;
-      assert.equal(t.check(body), undefined);
+      assert.equal(t.check(body, "gemini-2.5-flash"), undefined);
       const out = t.request(body, v.target!);
       assert.deepEqual(JSON.parse(out.body.toString("utf8")), v.gemini);
       assert.equal(out.stream, v.stream);
@@ -262,7 +262,7 @@ describe("OpenAI -> Gemini never throws on what the provider sends", () => {
     fc.assert(
       fc.property(body, (b) => {
         for (const t of translations) {
-          if (t.check(b as Json) !== undefined) continue;
+          if (t.check(b as Json, target.model) !== undefined) continue;
           JSON.parse(t.request(b as Json, target).body.toString("utf8"));
         }
       }),
@@ -303,7 +303,7 @@ describe("OpenAI -> Gemini check()", () => {
   ];
   for (const [name, t, body, expected] of cases) {
     it(name, () => {
-      const problem = t.check(body);
+      const problem = t.check(body, "gemini-2.5-flash");
       if (expected === undefined) assert.equal(problem, undefined);
       else assert.match(problem ?? "", expected);
     });
@@ -408,7 +408,7 @@ describe("mock provider: Gemini endpoints", () => {
     assert.deepEqual(JSON.parse(calls[0]!.function.arguments), { query: "find the gemini translation docs for me now" });
 
     const next = [...messages, message, { role: "tool", tool_call_id: calls[0]!.id, content: "three results" }];
-    assert.equal(openAiToGemini.check({ messages: next, tools }), undefined);
+    assert.equal(openAiToGemini.check({ messages: next, tools }, "gemini-2.5-flash"), undefined);
     const req2 = openAiToGemini.request({ messages: next, tools }, target("gemini-2.5-flash"));
     const sent = JSON.parse(req2.body.toString("utf8")) as { contents: Array<{ role: string; parts: Json[] }> };
     assert.deepEqual(sent.contents.at(-1), { role: "user", parts: [{ functionResponse: { name: "search_docs", response: { content: "three results" } } }] });

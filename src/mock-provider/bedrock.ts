@@ -6,10 +6,18 @@
 // then metadata with the usage. Like Bedrock, the mock refuses keys Converse does not know (a
 // translated body that still carried `model` or `stream` would be a bug) and turns that do not
 // alternate.
+//
+// InvokeModel, POST /model/{modelId}/invoke, for the embedding models only: Titan Text Embeddings
+// (https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html) and
+// Cohere Embed v3 / v4 (https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-embed-v3.html,
+// .../model-parameters-embed-v4.html), with their own bodies and limits. Vectors come from
+// mockVector (8 values unless dimensions / output_dimension ask for more; the real models give
+// 1024 or 1536); the input token count is in the x-amzn-bedrock-input-token-count header (and in
+// Titan's body), by the same chars/4 rule as every mock. Cohere answers float embeddings only.
 import { EventStreamCodec } from "@smithy/eventstream-codec";
 import { fromUtf8, toUtf8 } from "@smithy/util-utf8";
 import { type MockContext, type MockHandler, sendError, sendJson } from "./context";
-import { buildReply, isRecord, jsonPieces, lastUserText, positiveInt, toolQuery } from "./reply";
+import { buildReply, inputTokensFor, isRecord, jsonPieces, lastUserText, mockVector, positiveInt, toolQuery } from "./reply";
 
 const codec = new EventStreamCodec(toUtf8, fromUtf8);
 
@@ -129,5 +137,62 @@ export function bedrockConverse(stream: boolean, modelId: string): MockHandler {
     await out.frame(converseFrame("messageStop", { stopReason: a.stopReason }));
     await out.frame(converseFrame("metadata", { usage: a.usage, metrics }));
     out.end();
+  };
+}
+
+// ---- InvokeModel: embedding models ----
+
+const DEFAULT_DIMENSIONS = 8;
+const TITAN_V1_KEYS = new Set(["inputText"]);
+const TITAN_V2_KEYS = new Set(["inputText", "dimensions", "normalize", "embeddingTypes"]);
+const COHERE_V3_KEYS = new Set(["texts", "images", "input_type", "truncate", "embedding_types"]);
+const COHERE_V4_KEYS = new Set([...COHERE_V3_KEYS, "inputs", "output_dimension", "max_tokens"]);
+const COHERE_INPUT_TYPES = new Set(["search_document", "search_query", "classification", "clustering"]);
+
+function extraneousKey(body: Record<string, unknown>, allowed: ReadonlySet<string>): string | undefined {
+  const key = Object.keys(body).find((k) => !allowed.has(k));
+  return key === undefined ? undefined : `Malformed input request: extraneous key [${key}] is not permitted, please reformat your input and try again.`;
+}
+
+/** A Titan answer, or why Bedrock would answer 400. */
+function titan(body: Record<string, unknown>, v2: boolean, tokens: number): Record<string, unknown> | string {
+  const bad = extraneousKey(body, v2 ? TITAN_V2_KEYS : TITAN_V1_KEYS);
+  if (bad !== undefined) return bad;
+  if (typeof body["inputText"] !== "string") return "Malformed input request: required key [inputText] not found, please reformat your input and try again.";
+  const dimensions = body["dimensions"];
+  if (dimensions !== undefined && dimensions !== 256 && dimensions !== 512 && dimensions !== 1024) return "Malformed input request: dimensions must be one of 256, 512, 1024.";
+  const embedding = mockVector(body["inputText"], typeof dimensions === "number" ? dimensions : DEFAULT_DIMENSIONS);
+  return v2 ? { embedding, embeddingsByType: { float: embedding }, inputTextTokenCount: tokens } : { embedding, inputTextTokenCount: tokens };
+}
+
+/** A Cohere Embed answer (float embeddings, listed or by type), or why Bedrock would answer 400. */
+function cohere(body: Record<string, unknown>, v4: boolean, id: string): Record<string, unknown> | string {
+  const bad = extraneousKey(body, v4 ? COHERE_V4_KEYS : COHERE_V3_KEYS);
+  if (bad !== undefined) return bad;
+  const texts = body["texts"];
+  if (!Array.isArray(texts) || !texts.every((t) => typeof t === "string")) return "Malformed input request: #/texts: expected type: JSONArray of strings.";
+  if (texts.length > 96) return `Malformed input request: #/texts: expected maximum item count: 96, found: ${texts.length}, please reformat your input and try again.`;
+  if (typeof body["input_type"] !== "string" || !COHERE_INPUT_TYPES.has(body["input_type"])) return "Malformed input request: #/input_type: required, one of search_document, search_query, classification, clustering.";
+  const dimension = body["output_dimension"];
+  if (dimension !== undefined && dimension !== 256 && dimension !== 512 && dimension !== 1024 && dimension !== 1536) return "Malformed input request: #/output_dimension: must be one of 256, 512, 1024, 1536.";
+  const types = body["embedding_types"];
+  if (types !== undefined && (!Array.isArray(types) || types.some((t) => t !== "float"))) return "The mock answers float embedding_types only.";
+  const vectors = texts.map((t: string) => mockVector(t, typeof dimension === "number" ? dimension : DEFAULT_DIMENSIONS));
+  return types === undefined
+    ? { id, embeddings: vectors, response_type: "embeddings_floats", texts }
+    : { id, embeddings: { float: vectors }, response_type: "embeddings_by_type", texts };
+}
+
+export function bedrockInvoke(modelId: string): MockHandler {
+  return (ctx) => {
+    if (!isRecord(ctx.json)) return sendError(ctx.res, "bedrock", 400, "Malformed input request, please reformat your input and try again.");
+    const id = modelId.toLowerCase();
+    const tokens = inputTokensFor(ctx.bodyChars);
+    let answer: Record<string, unknown> | string;
+    if (id.includes("amazon.titan-embed")) answer = titan(ctx.json, id.includes("titan-embed-text-v2"), tokens);
+    else if (id.includes("cohere.embed")) answer = cohere(ctx.json, id.includes("cohere.embed-v4"), `mock-cohere-embed-${ctx.seq}`);
+    else answer = "The mock serves InvokeModel for Titan and Cohere embedding models only.";
+    if (typeof answer === "string") return sendError(ctx.res, "bedrock", 400, answer);
+    sendJson(ctx.res, 200, answer, { "x-amzn-bedrock-input-token-count": String(tokens) });
   };
 }

@@ -6,7 +6,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { messages } from "./anthropic";
-import { bedrockConverse } from "./bedrock";
+import { bedrockConverse, bedrockInvoke } from "./bedrock";
 import { type ErrorStyle, type MockHandler, errorBody, errorHeaders, sendError, sendJson } from "./context";
 import { gemini } from "./gemini";
 import { chatCompletions, completions, embeddings } from "./openai";
@@ -82,8 +82,9 @@ const OPENAI_ROUTES: Record<string, (deployment?: string) => MockHandler> = {
 const AZURE_PATH = /^\/openai\/deployments\/([^/]+)\/(chat\/completions|completions|embeddings)$/;
 // https://ai.google.dev/api/generate-content ; https://ai.google.dev/api/embeddings
 const GEMINI_PATH = /^\/v1(?:beta|alpha)?\/models\/([^/:]+):(generateContent|streamGenerateContent|batchEmbedContents)$/;
-// https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
-const BEDROCK_PATH = /^\/model\/([^/]+)\/(converse|converse-stream)$/;
+// https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html ;
+// https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html
+const BEDROCK_PATH = /^\/model\/([^/]+)\/(converse|converse-stream|invoke)$/;
 
 /** The endpoint for a path; "unknown" for any other path; "azure-version" when api-version is missing. */
 function findRoute(url: URL): Route | "unknown" | "azure-version" {
@@ -97,7 +98,10 @@ function findRoute(url: URL): Route | "unknown" | "azure-version" {
   const g = GEMINI_PATH.exec(path);
   if (g !== null) return { handler: gemini(g[2] as "generateContent" | "streamGenerateContent" | "batchEmbedContents", decodeURIComponent(g[1] ?? "")), style: "gemini" };
   const b = BEDROCK_PATH.exec(path);
-  if (b !== null) return { handler: bedrockConverse(b[2] === "converse-stream", decodeURIComponent(b[1] ?? "")), style: "bedrock" };
+  if (b !== null) {
+    const modelId = decodeURIComponent(b[1] ?? "");
+    return { handler: b[2] === "invoke" ? bedrockInvoke(modelId) : bedrockConverse(b[2] === "converse-stream", modelId), style: "bedrock" };
+  }
   const azure = AZURE_PATH.exec(path);
   if (azure !== null) {
     // Azure answers requests without ?api-version= with 404 "Resource not found".

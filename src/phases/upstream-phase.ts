@@ -173,8 +173,9 @@ export class UpstreamPhase implements StreamProcessor {
     if (!end) return { kind: "continue", body: EMPTY };
     const whole = answer.held.length === 1 ? answer.held[0]! : Buffer.concat(answer.held, answer.heldBytes);
     answer.held = [];
-    if (answer.mode === "json") return { kind: "continue", body: answer.translator.json(whole) };
-    return { kind: "continue", body: answer.translator.error(answer.status, whole, (name) => answer.headers.get(name)) };
+    const header = (name: string) => answer.headers.get(name);
+    if (answer.mode === "json") return { kind: "continue", body: answer.translator.json(whole, header) };
+    return { kind: "continue", body: answer.translator.error(answer.status, whole, header) };
   }
 
   #clientFormat(): ApiFormat {
@@ -328,7 +329,7 @@ export class UpstreamPhase implements StreamProcessor {
   /** The client's body in the provider's API; signed over the result where the provider signs requests. */
   #translateBody(ctx: RoutingContext, target: CompiledTarget, translation: Translation, body: Buffer): PhaseReply | Promise<PhaseReply> {
     const json = parseJsonObject(body);
-    const problem = translation.check(json);
+    const problem = translation.check(json, target.config.model);
     // The router phase checked the chain's targets already; only a policy change in between gets here.
     if (problem !== undefined) throw new GatewayError("field_not_supported_by_target", `${problem} (${target.provider.config.type})`);
     const translated = translation.request(json, {

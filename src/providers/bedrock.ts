@@ -1,7 +1,10 @@
-// AWS Bedrock Runtime, Converse API: POST /model/{modelId}/converse and /converse-stream (binary
-// AWS event stream). Authentication is either a Bedrock API key (a bearer token) or AWS keys: each
-// attempt is then signed with SigV4 over its final, translated body (sign(), from the body reply).
+// AWS Bedrock Runtime: the Converse API (POST /model/{modelId}/converse and /converse-stream, a
+// binary AWS event stream) for chat, and InvokeModel (POST /model/{modelId}/invoke, the model's
+// native body: Titan or Cohere, see translate/openai-embeddings-to-bedrock.ts) for embeddings.
+// Authentication is either a Bedrock API key (a bearer token) or AWS keys: each attempt is then
+// signed with SigV4 over its final, translated body (sign(), from the body reply).
 // https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html
+// https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html
 // https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys-use.html
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { SignatureV4 } from "@smithy/signature-v4";
@@ -24,7 +27,12 @@ export const bedrockAdapter: ProviderAdapter<BedrockConfig> = {
     // Model ids carry ':' (anthropic.claude-3-5-sonnet-20240620-v1:0) and ARNs carry '/': one
     // path segment, percent-encoded once on the wire (SigV4 encodes it again for its canonical form).
     const model = encodeURIComponent(target.model);
-    const path = operation === "chat.completions" ? `/model/${model}/${stream ? "converse-stream" : "converse"}` : `${originalPathname}${originalQuery}`;
+    const path =
+      operation === "chat.completions"
+        ? `/model/${model}/${stream ? "converse-stream" : "converse"}`
+        : operation === "embeddings"
+          ? `/model/${model}/invoke`
+          : `${originalPathname}${originalQuery}`;
     return { path, setHeaders };
   },
   async sign({ provider, aws, host, path, headers, body, now }) {

@@ -56,8 +56,8 @@ export function planRoute(route: CompiledRoute, input: PlanInput): RoutePlan {
       skipped.push({ target: t.id, reason: `${t.provider.config.type} does not serve ${OPERATIONS[operation].path}`, hard: true });
       continue;
     }
-    // Checked once per provider type and request would do; chains are short and check() is cheap.
-    const problem = translation?.check(input.body);
+    // Checked once per provider type, model and request would do; chains are short and check() is cheap.
+    const problem = translation?.check(input.body, t.config.model);
     if (problem === undefined) served.push(t);
     else {
       untranslatable ??= `${problem} (${t.provider.config.type})`;

@@ -47,7 +47,7 @@ function requestEmbeddings(body: JsonObject, target: TranslationTarget): Transla
 }
 
 /** OpenAI's base64 embedding: the float32 values, little-endian, as the Python SDK decodes them. */
-function base64Floats(values: number[]): string {
+export function base64Floats(values: number[]): string {
   const buf = Buffer.allocUnsafe(values.length * 4);
   for (let i = 0; i < values.length; i++) buf.writeFloatLE(values[i]!, i * 4);
   return buf.toString("base64");

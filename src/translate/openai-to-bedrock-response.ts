@@ -9,7 +9,8 @@ import type { BedrockExtra } from "./openai-to-bedrock-request";
 import type { ResponseTranslator, TranslationMeta } from "./types";
 import { isRecord } from "../api/json";
 
-function count(v: unknown): number {
+/** A token count from a provider body: a non-negative integer, else 0. */
+export function count(v: unknown): number {
   return typeof v === "number" && v >= 0 && Number.isFinite(v) ? Math.floor(v) : 0;
 }
 

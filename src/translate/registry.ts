@@ -5,6 +5,7 @@ import type { Operation } from "../api/operations";
 import type { ProviderType } from "../policy/schema";
 import type { ProviderAdapter } from "../providers/types";
 import { anthropicToOpenAi } from "./anthropic-to-openai";
+import { openAiEmbeddingsToBedrock } from "./openai-embeddings-to-bedrock";
 import { openAiEmbeddingsToGemini } from "./openai-embeddings-to-gemini";
 import { openAiToAnthropic } from "./openai-to-anthropic";
 import { openAiToBedrock } from "./openai-to-bedrock";
@@ -17,7 +18,7 @@ const TRANSLATIONS: { [T in ProviderType]?: ReadonlyArray<Translation> } = {
   "azure-openai": [anthropicToOpenAi],
   "openai-compatible": [anthropicToOpenAi],
   gemini: [openAiToGemini, openAiEmbeddingsToGemini],
-  bedrock: [openAiToBedrock],
+  bedrock: [openAiToBedrock, openAiEmbeddingsToBedrock],
 };
 
 /** The translation for `operation` on `adapter`'s provider; undefined when it is served natively or not at all. */

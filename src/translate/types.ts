@@ -58,8 +58,11 @@ export interface ResponseTranslator {
    * event is ended as it is, without one (the router phase then reports it truncated).
    */
   streamChunk(chunk: Buffer, end: boolean): Buffer;
-  /** A whole 2xx non-streamed body. */
-  json(body: Buffer): Buffer;
+  /**
+   * A whole 2xx non-streamed body. `header` reads the provider's response headers (Bedrock's
+   * InvokeModel reports a Cohere embedding's token count only in one).
+   */
+  json(body: Buffer, header?: (name: string) => string | undefined): Buffer;
   /**
    * A whole non-2xx body (any content, possibly not JSON) as the client's error JSON.
    * `header` reads the provider's response headers (Bedrock names its error type in one).
@@ -79,8 +82,10 @@ export interface Translation {
    * Why this request cannot be expressed for the provider (a client-safe sentence naming the field),
    * or undefined when it can. The router phase skips such targets and answers 400 when no target of
    * the route can take the request. Must be cheap: it runs for every chain target while routing.
+   * `model` is the target's model (target.model): some providers serve a client API differently per
+   * model family (Bedrock embeddings: Titan takes one text per call, Cohere a batch).
    */
-  check(body: JsonObject): string | undefined;
+  check(body: JsonObject, model: string): string | undefined;
   /** The provider's request. Only called when check() returned undefined. */
   request(body: JsonObject, target: TranslationTarget): TranslatedRequest;
   /** A fresh response translator for one attempt of this request. */
