@@ -117,6 +117,24 @@ describe("anthropic -> openai: request golden vectors", () => {
     assert.equal(none["tools"], undefined);
   });
 
+  it("sends OpenAI max_completion_tokens and other servers max_tokens; stream_options only where the server takes it", () => {
+    const send = (target: Partial<typeof TARGET> & { provider?: "openai" | "azure-openai" | "openai-compatible"; streamUsage?: boolean }, stream = false): Json =>
+      JSON.parse(anthropicToOpenAi.request({ model: "m", max_tokens: 7, stream, messages: [{ role: "user", content: "hi" }] }, { ...TARGET, ...target }).body.toString()) as Json;
+    const cases: Array<[string | undefined, string]> = [
+      ["openai", "max_completion_tokens"],
+      ["azure-openai", "max_tokens"],
+      ["openai-compatible", "max_tokens"],
+      [undefined, "max_tokens"],
+    ];
+    for (const [provider, field] of cases) {
+      const out = send(provider === undefined ? {} : { provider: provider as "openai" });
+      assert.equal(out[field], 7, `${provider}: ${JSON.stringify(out)}`);
+      assert.equal(out[field === "max_tokens" ? "max_completion_tokens" : "max_tokens"], undefined, String(provider));
+    }
+    assert.deepEqual(send({ provider: "openai-compatible" }, true)["stream_options"], { include_usage: true });
+    assert.equal(send({ provider: "openai-compatible", streamUsage: false }, true)["stream_options"], undefined);
+  });
+
   it("drops the fields OpenAI has no equivalent for, silently ignores cache_control", () => {
     const out = anthropicToOpenAi.request(
       {

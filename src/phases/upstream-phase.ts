@@ -336,6 +336,8 @@ export class UpstreamPhase implements StreamProcessor {
       model: target.config.model,
       defaultMaxTokens: target.config.maxOutputTokens ?? DEFAULT_MAX_TOKENS,
       nowMs: this.deps.now(),
+      provider: target.provider.config.type,
+      streamUsage: target.provider.config.streamUsage !== false,
     });
     this.#translated = translated;
     if (translated.dropped.length > 0) {

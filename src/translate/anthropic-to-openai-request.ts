@@ -202,16 +202,18 @@ export function anthropicRequestToOpenAi(body: JsonObject, target: TranslationTa
 
   const out: Json = { model: target.model, messages };
   const stream = body["stream"] === true;
-  // max_tokens rather than max_completion_tokens: OpenAI still takes it for non-reasoning models,
-  // and vLLM, Ollama and older Azure API versions only know max_tokens.
-  if (typeof body["max_tokens"] === "number") out["max_tokens"] = body["max_tokens"];
+  // OpenAI deprecated max_tokens and its reasoning models (o-series, GPT-5) refuse it, so OpenAI
+  // gets max_completion_tokens; vLLM, Ollama and older Azure API versions only know max_tokens.
+  // https://platform.openai.com/docs/api-reference/chat/create#chat-create-max_completion_tokens
+  if (typeof body["max_tokens"] === "number") out[target.provider === "openai" ? "max_completion_tokens" : "max_tokens"] = body["max_tokens"];
   if (Array.isArray(body["stop_sequences"]) && body["stop_sequences"].length > 0) out["stop"] = body["stop_sequences"];
   if (typeof body["temperature"] === "number") out["temperature"] = body["temperature"];
   if (typeof body["top_p"] === "number") out["top_p"] = body["top_p"];
   if (stream) {
     out["stream"] = true;
-    // OpenAI reports a stream's usage only when asked; the Anthropic client always gets it.
-    out["stream_options"] = { include_usage: true };
+    // OpenAI reports a stream's usage only when asked; the Anthropic client always gets it, unless
+    // the server refuses stream_options (the router phase then settles from its estimate).
+    if (target.streamUsage !== false) out["stream_options"] = { include_usage: true };
   }
   const user = userId(body["metadata"]);
   if (user !== undefined) out["user"] = user;

@@ -7,6 +7,7 @@
 // answer that cannot be read becomes an error in the client's format, never a crashed stream.
 import type { Operation } from "../api/operations";
 import type { JsonObject } from "../api/request-body";
+import type { ProviderType } from "../policy/schema";
 
 /** What the translation needs to know about the attempt's target. */
 export interface TranslationTarget {
@@ -19,6 +20,14 @@ export interface TranslationTarget {
   defaultMaxTokens: number;
   /** Unix ms now (OpenAI's `created`); translations read no clock themselves. */
   nowMs: number;
+  /**
+   * The provider type that gets the attempt, where one API has dialects: OpenAI itself takes
+   * max_completion_tokens (its reasoning models refuse max_tokens), other OpenAI-style servers
+   * max_tokens. Absent: an OpenAI-compatible server.
+   */
+  provider?: ProviderType;
+  /** false: the provider refuses `stream_options` (the policy's `streamUsage: false`). */
+  streamUsage?: boolean;
 }
 
 export interface TranslatedRequest {
