@@ -196,6 +196,17 @@ describe("OpenAI -> Bedrock Converse: check()", () => {
       },
       /none/,
     ],
+    [
+      "tool history without tools",
+      { messages: [...user, { role: "assistant", tool_calls: [{ id: "1", type: "function", function: { name: "a", arguments: "{}" } }] }, { role: "tool", tool_call_id: "1", content: "r" }] },
+      /no `tools`/,
+    ],
+    ["a tool result alone without tools", { messages: [...user, { role: "tool", tool_call_id: "1", content: "r" }], tools: [] }, /no `tools`/],
+    [
+      "tool history with tools",
+      { messages: [...user, { role: "assistant", tool_calls: [{ id: "1", type: "function", function: { name: "a", arguments: "{}" } }] }, { role: "tool", tool_call_id: "1", content: "r" }], tools: [{ type: "function", function: { name: "a" } }] },
+      undefined,
+    ],
     ["nulls are defaults", { messages: user, n: null, logprobs: null, top_logprobs: null, audio: null, response_format: null }, undefined],
   ];
   for (const [name, body, expected] of table) {

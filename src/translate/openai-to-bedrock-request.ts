@@ -140,9 +140,12 @@ export function checkOpenAiForBedrock(body: JsonObject): string | undefined {
     const why = checkContent(m["content"]);
     if (why !== undefined) return why;
   }
-  // Converse has no "none": the translation omits the tools instead, which Converse refuses when
-  // the conversation already holds tool calls or results (they need a toolConfig).
-  if (choice === "none" && toolHistory && Array.isArray(tools) && tools.length > 0) {
+  // Converse refuses toolUse / toolResult blocks without a toolConfig, and has no "none" (the
+  // translation omits the tools instead): either way a tool history needs the tools sent along.
+  if (toolHistory && !(Array.isArray(tools) && tools.length > 0)) {
+    return "The conversation holds tool calls or tool results but the request has no `tools`; Bedrock Converse needs the tool definitions to accept them.";
+  }
+  if (choice === "none" && toolHistory) {
     return "`tool_choice: \"none\"` with tool calls in the conversation is not supported by Bedrock Converse.";
   }
   return undefined;
