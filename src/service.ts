@@ -25,6 +25,7 @@ import { PolicyStore } from "./policy/policy-store";
 import { QuotaGate } from "./quota/quota-gate";
 import { RedisQuotaStore } from "./quota/redis-store";
 import { createRedisClient, observeCommands, redisReady } from "./redis/client";
+import { openSocketToGroup, removeStaleSocket } from "./unix-socket";
 
 export const EXT_PROC_SERVICE_NAME = "envoy.service.ext_proc.v3.ExternalProcessor";
 
@@ -150,9 +151,11 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
   const health = new HealthImplementation({ "": "SERVING", [EXT_PROC_SERVICE_NAME]: "SERVING" });
   health.addToServer(server);
 
+  if (await removeStaleSocket(opts.grpcListen)) log.warn({ grpc: opts.grpcListen }, "removed a stale socket file left by an earlier run");
   const grpcPort = await new Promise<number>((resolve, reject) =>
     server.bindAsync(opts.grpcListen, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
   );
+  await openSocketToGroup(opts.grpcListen);
 
   let admin: http.Server | undefined;
   if (opts.adminListen !== undefined) {

@@ -13,7 +13,7 @@ interface FlagSpec {
   kind: "int" | "float" | "string";
 }
 
-const FLAGS: Record<string, FlagSpec> = {
+export const FLAGS: Record<string, FlagSpec> = {
   "--port": { env: "MOCK_PORT", key: "port", kind: "int" },
   "--host": { env: "MOCK_HOST", key: "host", kind: "string" },
   "--latency-ms": { env: "MOCK_LATENCY_MS", key: "latencyMs", kind: "int" },
