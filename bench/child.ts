@@ -1,12 +1,16 @@
 // The driver's handle on a server child process (bench/server-*.ts): its port once it serves, its
-// CPU time on request (over IPC), and its shutdown.
+// CPU time and memory on request (over IPC), and its shutdown.
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import type { FromServer, ToServer } from "./ipc";
 
+/** process.memoryUsage() of a child, bytes; `gcRan`: taken right after a full GC. */
+export type MemorySample = Omit<Extract<FromServer, { type: "memory" }>, "type" | "id">;
+
 export class ServerChild {
   readonly #child: ChildProcess;
   readonly #pending = new Map<number, (us: number) => void>();
+  readonly #pendingMemory = new Map<number, (m: MemorySample) => void>();
   #nextId = 0;
   readonly port: Promise<number>;
   readonly exited: Promise<void>;
@@ -15,8 +19,10 @@ export class ServerChild {
     readonly name: string,
     entry: string,
     args: string[] = [],
+    /** Node options for the child besides the driver's own (e.g. --expose-gc). */
+    execArgv: string[] = [],
   ) {
-    this.#child = fork(path.join(__dirname, entry), args, { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    this.#child = fork(path.join(__dirname, entry), args, { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: [...process.execArgv, ...execArgv] });
     this.exited = new Promise((resolve) => this.#child.once("exit", () => resolve()));
     this.port = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${name} server did not start within 30 s`)), 30_000);
@@ -32,6 +38,10 @@ export class ServerChild {
         } else if (m.type === "cpu") {
           this.#pending.get(m.id)?.(m.user + m.system);
           this.#pending.delete(m.id);
+        } else if (m.type === "memory") {
+          const { type: _type, id: _id, ...sample } = m;
+          this.#pendingMemory.get(m.id)?.(sample);
+          this.#pendingMemory.delete(m.id);
         }
       });
     });
@@ -44,6 +54,15 @@ export class ServerChild {
     return new Promise((resolve, reject) => {
       this.#pending.set(id, resolve);
       this.#send({ type: "cpu", id }, reject);
+    });
+  }
+
+  /** The child's memory; with `gc`, after a full GC (if the child runs with --expose-gc). */
+  memory(gc = false): Promise<MemorySample> {
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pendingMemory.set(id, resolve);
+      this.#send({ type: "memory", id, gc }, reject);
     });
   }
 

@@ -12,6 +12,10 @@
 // router stream gets its response_headers; then the provider's chunks go to the upstream phase one
 // per response_body message, and each chunk as its reply rewrote it goes on to the router stream,
 // as Envoy passes it down the filter chain (see #relayBody).
+//
+// envoyRequest (the soak) plays the same request whatever the server answers: an ImmediateResponse
+// to the request body (a cache hit, a 429) ends it, and attempts may fail (an upstream 5xx), which
+// Envoy retries on the next priority of the chain cluster with a new upstream stream.
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import * as grpc from "@grpc/grpc-js";
@@ -117,6 +121,44 @@ export const TRANSLATED: Destination = {
 
 const destinationOf = (c: RequestCase): Destination => c.destination ?? PASSTHROUGH;
 
+/** The example policy's gateway.clusterHeader: where the router phase names the chain cluster. */
+const CLUSTER_HEADER = "x-llm-router-cluster";
+
+/** What envoyRequest plays (see there). */
+export interface EnvoyRequestOptions {
+  /** The client's gateway key (default alice's). */
+  key?: string;
+  /** The provider's HTTP status for each failing attempt in turn (e.g. [503]: the first attempt fails, the retry answers). */
+  failures?: readonly number[];
+  /** Chain cluster -> its targets in priority order, of the policy the server runs (bench/policy.ts chainOrders). */
+  chains: ReadonlyMap<string, readonly string[]>;
+  /** Aborting cancels the request's open streams (for a server that never answers). */
+  signal?: AbortSignal;
+}
+
+/** One attempt as envoyRequest played it. */
+export interface AttemptTrace {
+  target: string;
+  /** What the provider answered (the failing status, or 200). */
+  status: number;
+  /** The upstream phase's replies to request_headers, request_body and response_headers. */
+  replies: EnvoyResponse[];
+}
+
+/** What one envoyRequest saw. */
+export interface EnvoyOutcome {
+  /** The router phase's reply to request_body when it answered the request itself (ImmediateResponse). */
+  immediate: EnvoyResponse | undefined;
+  /** The router phase asked for more time (override_message_timeout) before it answered the body: a coalesced cache miss. */
+  waited: boolean;
+  routing: Routing | undefined;
+  cluster: string | undefined;
+  attempts: AttemptTrace[];
+  router: RouterReplies | undefined;
+  /** The response body the client gets: each chunk after the router phase's reply to it. */
+  clientBody: Buffer | undefined;
+}
+
 /**
  * The provider's response headers as Envoy sends them: to the upstream phase as they arrive, to the
  * router phase with the upstream phase's x-llm-router-target added (and, translated, its
@@ -130,6 +172,10 @@ function responseHeadersMessage(c: RequestCase, routerSide: boolean): object {
     ...c.answer.headers,
   };
   if (routerSide) headers[TARGET_RESPONSE_HEADER] = destination.target;
+  return responseHeadersFrom(headers);
+}
+
+function responseHeadersFrom(headers: Record<string, string>): object {
   return {
     response_headers: {
       headers: { headers: Object.entries(headers).map(([key, value]) => ({ key, raw_value: Buffer.from(value) })) },
@@ -143,14 +189,15 @@ function asksForBody(reply: EnvoyResponse): boolean {
   return reply.mode_override?.response_body_mode === "STREAMED";
 }
 
-export function clientHeaders(body: Buffer): Record<string, string> {
+/** The client's request headers; `key`: its gateway key (default alice's). */
+export function clientHeaders(body: Buffer, key = "sk-demo-alice"): Record<string, string> {
   return {
     ":method": "POST",
     ":path": "/v1/chat/completions",
     ":authority": "llm-gateway.internal:8080",
     ":scheme": "http",
     "content-type": "application/json",
-    authorization: "Bearer sk-demo-alice",
+    authorization: `Bearer ${key}`,
     accept: "application/json",
     "user-agent": "OpenAI/Python 1.54.4",
     "x-stainless-lang": "python",
@@ -170,7 +217,7 @@ export function upstreamHeaders(client: Record<string, string>, routing: Routing
   return out;
 }
 
-function upstreamExtras(token: string, destination: Destination): object {
+function upstreamExtras(token: string, destination: Pick<Destination, "cluster" | "target">): object {
   return {
     attributes: { "envoy.filters.http.ext_proc": { fields: { "xds.cluster_name": { stringValue: destination.cluster }, [TARGET_ATTRIBUTE]: { stringValue: destination.target } } } },
     metadata_context: { filter_metadata: { llm_router: { fields: { ctx: { stringValue: token } } } } },
@@ -183,6 +230,13 @@ function mutationsOf(common: EnvoyCommon | undefined): { set: Array<[string, str
     (h.header.raw_value ?? Buffer.alloc(0)).toString("latin1"),
   ]);
   return { set, remove: common?.header_mutation?.remove_headers ?? [] };
+}
+
+/** A header map as Envoy leaves it after a reply's header mutation (set replaces, remove deletes). */
+function applyMutation(headers: Record<string, string>, common: EnvoyCommon | undefined): void {
+  const { set, remove } = mutationsOf(common);
+  for (const name of remove) delete headers[name];
+  for (const [name, value] of set) headers[name] = value;
 }
 
 /** The routing decision in the router phase's replies, or undefined if the server made none. */
@@ -359,6 +413,108 @@ export class EnvoyLikeClient {
     );
     const replies = await Promise.all(routerReplies);
     return { upstream, router: replies.map((r) => expectKind(r, "response_body", "router")), passedOn };
+  }
+
+  /**
+   * One chat request as Envoy plays it whatever the server answers. The router stream's request
+   * headers and body; an ImmediateResponse to the body (a cache hit, a 429) ends the request (a
+   * reply asking for more time first, override_message_timeout, is waited through). Otherwise the
+   * attempts, on the chain cluster the router phase chose, each on its own upstream stream with the
+   * next target of the chain (the endpoint of the next priority): request headers (Envoy's one
+   * header map, with every earlier attempt's mutations left in it, and x-envoy-attempt-count),
+   * the body the router phase forwarded, and the provider's response headers. A failing attempt
+   * (`failures`) answers its status and Envoy resets it (its stream is closed) and retries; its
+   * back-off is not waited, since the server sees nothing of it. The answering attempt's response
+   * headers go to the router stream with the upstream phase's mutations applied, then the body as
+   * in request().
+   */
+  async envoyRequest(c: RequestCase, o: EnvoyRequestOptions): Promise<EnvoyOutcome> {
+    const open: ExtProcStream[] = [];
+    const cancel = () => {
+      for (const st of open) st.cancel();
+    };
+    o.signal?.addEventListener("abort", cancel, { once: true });
+    try {
+      return await this.#envoyRequest(c, o, (phase) => {
+        const st = this.#client.open(phase);
+        open.push(st);
+        return st;
+      });
+    } catch (err) {
+      cancel();
+      throw err;
+    } finally {
+      o.signal?.removeEventListener("abort", cancel);
+    }
+  }
+
+  async #envoyRequest(c: RequestCase, o: EnvoyRequestOptions, openStream: (phase: "router" | "upstream") => ExtProcStream): Promise<EnvoyOutcome> {
+    const s = openStream("router");
+    const status = s.status();
+    const headers = clientHeaders(c.body, o.key);
+    const requestHeaders = await exchange(s, "router", headersMessage(headers));
+    let requestBody = await s.send(bodyMessage(c.body));
+    const outcome: EnvoyOutcome = { immediate: undefined, waited: false, routing: undefined, cluster: undefined, attempts: [], router: undefined, clientBody: undefined };
+    // override_message_timeout sets no `response`: the answer follows.
+    while (requestBody.response === undefined) {
+      outcome.waited = true;
+      requestBody = await s.next();
+    }
+    if (requestBody.response === "immediate_response") {
+      await finish(s, status, "router");
+      return { ...outcome, immediate: requestBody };
+    }
+    expectKind(requestBody, "request_body", "router");
+    const routing = routingOf(requestHeaders, requestBody);
+    if (routing === undefined) throw new Error("router phase made no routing decision");
+    const cluster = new Map(routing.set).get(CLUSTER_HEADER);
+    const order = cluster === undefined ? undefined : o.chains.get(cluster);
+    if (cluster === undefined || order === undefined) throw new Error(`router phase chose cluster ${String(cluster)}, which is no chain cluster of the policy`);
+    outcome.routing = routing;
+    outcome.cluster = cluster;
+    // Envoy's one request header map for every attempt of the request.
+    const shared = upstreamHeaders(headers, routing);
+    for (let n = 1; ; n++) {
+      const target = order[n - 1];
+      if (target === undefined) throw new Error(`chain cluster ${cluster} has no target for attempt ${n}`);
+      const failure = o.failures?.[n - 1];
+      shared["x-envoy-attempt-count"] = String(n);
+      const up = openStream("upstream");
+      const upStatus = up.status();
+      const rh = await exchange(up, "upstream", headersMessage(shared, false, upstreamExtras(routing.token, { cluster, target })));
+      applyMutation(shared, rh.request_headers?.response);
+      const rb = await exchange(up, "upstream", bodyMessage(routing.body ?? c.body));
+      applyMutation(shared, rb.request_body?.response);
+      const answer: Record<string, string> =
+        failure === undefined ? { ":status": "200", "content-type": c.answer.contentType, ...c.answer.headers } : { ":status": String(failure), "content-type": "application/json" };
+      const resp = await exchange(up, "upstream", responseHeadersFrom(answer));
+      outcome.attempts.push({ target, status: failure ?? 200, replies: [rh, rb, resp] });
+      if (failure !== undefined) {
+        // Envoy's closeStream() as the attempt is reset (as the test harness does).
+        up.end();
+        up.cancel();
+        continue;
+      }
+      applyMutation(answer, resp.response_headers?.response);
+      const relay = asksForBody(resp);
+      if (!relay) await finish(up, upStatus, "upstream");
+      const responseHeaders = await exchange(s, "router", responseHeadersFrom(answer));
+      const router = asksForBody(responseHeaders) ? s : undefined;
+      let responseBody: EnvoyResponse[];
+      let passedOn = c.answer.chunks;
+      if (relay) {
+        const body = await this.#relayBody(up, router, c.answer.chunks);
+        await finish(up, upStatus, "upstream");
+        responseBody = body.router;
+        passedOn = body.passedOn;
+      } else {
+        responseBody = router === undefined ? [] : await this.#streamBody(s, c.answer.chunks);
+      }
+      await finish(s, status, "router");
+      outcome.router = { requestHeaders, requestBody, responseHeaders, responseBody };
+      outcome.clientBody = Buffer.concat(router === undefined ? passedOn : responseBody.map((r, i) => bodyAfter(r, passedOn[i] ?? Buffer.alloc(0))));
+      return outcome;
+    }
   }
 
   close(): void {

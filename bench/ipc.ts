@@ -8,14 +8,16 @@ export const SERVER_MAX_MESSAGE_BYTES = MAX_BODY_BYTES + 1024 * 1024;
 /** grpc-js message limit of the bench client. */
 export const CLIENT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
-export type ToServer = { type: "cpu"; id: number } | { type: "stop" };
+/** `memory` with `gc`: a full GC first (the child needs --expose-gc), so heapUsed is live data. */
+export type ToServer = { type: "cpu"; id: number } | { type: "memory"; id: number; gc: boolean } | { type: "stop" };
 
 export type FromServer =
   | { type: "ready"; port: number }
   | { type: "cpu"; id: number; user: number; system: number }
+  | { type: "memory"; id: number; rss: number; heapUsed: number; heapTotal: number; external: number; gcRan: boolean }
   | { type: "failed"; message: string };
 
-/** Wires a server child: answers CPU queries, stops on request, exits when the driver goes away. */
+/** Wires a server child: answers CPU and memory queries, stops on request, exits when the driver goes away. */
 export function serveIpc(stop: () => Promise<void>): void {
   const send = (m: FromServer) => process.send?.(m);
   process.on("message", (raw: unknown) => {
@@ -23,6 +25,11 @@ export function serveIpc(stop: () => Promise<void>): void {
     if (m.type === "cpu") {
       const u = process.cpuUsage();
       send({ type: "cpu", id: m.id, user: u.user, system: u.system });
+    } else if (m.type === "memory") {
+      const gc = m.gc ? globalThis.gc : undefined;
+      gc?.();
+      const u = process.memoryUsage();
+      send({ type: "memory", id: m.id, rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, gcRan: gc !== undefined });
     } else if (m.type === "stop") {
       void stop().finally(() => process.exit(0));
     }

@@ -14,6 +14,7 @@ export interface PolicyDoc {
   targets: Record<string, Record<string, unknown>>;
   routes: Array<Record<string, unknown>>;
   limits?: unknown;
+  gateway?: Record<string, unknown>;
 }
 
 /** The route the bench's untranslated chat requests (model "smart") match: first target OpenAI. */
@@ -46,6 +47,39 @@ export function benchPolicy(): PolicyDoc {
   // Last: routes are indexed by model, so requests for other models never look at it.
   policy.routes.push({ name: TRANSLATED_ROUTE, match: { models: [TRANSLATED_MODEL] }, targets: [TRANSLATED_TARGET] });
   return policy;
+}
+
+/** The soak's cached route (bench/soak.ts): chat requests for SOAK_CACHED_MODEL, answers kept 30 s. */
+export const SOAK_CACHED_ROUTE = "bench-cached";
+export const SOAK_CACHED_MODEL = "cached";
+/** The soak's quota rule: the example's consumer `ci` (key sk-demo-ci), requests per minute only. */
+export const SOAK_LIMIT_RULE = "soak-ci";
+export const SOAK_LIMITED_KEY = "sk-demo-ci";
+
+/**
+ * The bench policy as the soak runs it (bench/soak.ts): a requests-per-minute rule on consumer `ci`
+ * (so that a known share of ci's requests is refused with 429 at a known rate); a cached route; and
+ * cooldowns that failures never start, so that the chain's first target stays first and the share
+ * of attempts the driver fails on it stays the share of fallbacks (by default three failures in 30 s
+ * would cool OpenAI down and the chain would start with Azure: no more fallbacks to count).
+ */
+export function soakPolicy(limitedRequestsPerMinute: number): PolicyDoc {
+  const policy = benchPolicy();
+  policy.gateway = { ...policy.gateway, cooldown: { failures: 1_000_000, window: "10s" } };
+  policy.limits = {
+    rules: [{ name: SOAK_LIMIT_RULE, per: "consumer", match: { consumers: ["ci"] }, requestsPerMinute: limitedRequestsPerMinute, failMode: "closed" }],
+  };
+  // Answers expire during the soak, so misses (storing) keep happening among the hits.
+  policy.routes.push({ name: SOAK_CACHED_ROUTE, match: { models: [SOAK_CACHED_MODEL] }, targets: [PASSTHROUGH_TARGET], cache: { ttl: "30s", scope: "all" } });
+  return policy;
+}
+
+/** Every chain cluster of `policy` -> its targets in priority order (what a retry reaches next). */
+export function chainOrders(policy: PolicyDoc): Map<string, string[]> {
+  const c = compilePolicyText(JSON.stringify(policy), { file: EXAMPLE_POLICY, resolveSecrets: false });
+  const out = new Map<string, string[]>();
+  for (const route of c.routes) for (const cluster of route.clusterStartingWith.values()) out.set(cluster.name, cluster.order.map((t) => t.id));
+  return out;
 }
 
 let compiled: CompiledPolicy | undefined;

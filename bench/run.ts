@@ -1,25 +1,31 @@
 // `npm run bench`: the service against a do-nothing ext_proc server on the same grpc-js stack, both
 // in child processes (their CPU measured with process.cpuUsage() over IPC), driven by the same
 // Envoy-like streams from this process. Then quota admission (the service with a limits rule kept
-// in memory and in Redis) and response-cache hits (memory and Redis). Prints markdown tables and
-// writes bench/results/latest.md.
+// in memory and in Redis) and response-cache hits (memory and Redis). Then the open loop
+// (bench/open-loop.ts): both servers at fixed request rates, JSON and streamed answers, latency from
+// each request's scheduled start. Prints markdown tables and writes bench/results/latest.md, and
+// the open loop's own table and chart: bench/results/open-loop.md, latency-vs-rate.png.
 //
 // BENCH_ONLY=<substring>[,<substring>...] runs only the scenarios whose names contain one of them
 // (e.g. BENCH_ONLY="chunk stream": the streamed answer, passed through and translated), against
 // the service and the do-nothing server only: no quota admission, cache hits, routing decision or
 // observability sections, no Redis, and bench/results/latest.md is left alone (a subset is printed,
-// not recorded).
+// not recorded). BENCH_ONLY=open-loop runs the open-loop section (alone, or with the scenarios
+// named beside it); it writes open-loop.md and latency-vs-rate.png, not latest.md. Its knobs
+// (rates, durations) are described in bench/open-loop.ts (openLoopFromEnv).
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { measureAdmission, printAdmission } from "./admission";
 import { measureCacheHits, primeCache, printCacheHits } from "./cache-hit";
 import { chatBody } from "./body";
+import { writeChartPng } from "./chart";
 import { checkService, checkTranslated } from "./check-service";
 import { measureDecisions } from "./decision";
 import { measureObservability } from "./observability-cost";
 import { drive, driveFor, EnvoyLikeClient, TRANSLATED, type Flow, type RequestCase, type Routing } from "./envoy-client";
 import { cpuPerRequest, fmt, measureTurns, mergeMeasured, percentile, type Measured, type Server } from "./measure";
+import { measureOpenLoop, openLoopChart, openLoopFromEnv, printOpenLoop, type OpenLoopRow, type OpenLoopWorkload } from "./open-loop";
 import { BenchRedis } from "./redis";
 import { TRANSLATED_MODEL } from "./policy";
 import { anthropicSseAnswer, jsonAnswer, sseAnswer, streamedText } from "./response";
@@ -35,6 +41,8 @@ const WARMUP_MS = 2000 * Math.min(1, SCALE);
 /** Rounds per scenario; servers alternate who goes first, totals are summed over rounds. */
 const ROUNDS = 4;
 const RESULTS_FILE = path.resolve(__dirname, "../../bench/results/latest.md");
+const OPEN_LOOP_FILE = path.resolve(__dirname, "../../bench/results/open-loop.md");
+const OPEN_LOOP_CHART = path.resolve(__dirname, "../../bench/results/latency-vs-rate.png");
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -86,7 +94,11 @@ const ONLY = (process.env.BENCH_ONLY ?? "")
   .map((o) => o.trim())
   .filter((o) => o !== "");
 const SUBSET = ONLY.length > 0;
+/** BENCH_ONLY's name for the open-loop section (no scenario name contains it). */
+const OPEN_LOOP_SECTION = "open-loop";
+const OPEN_LOOP = !SUBSET || ONLY.includes(OPEN_LOOP_SECTION);
 const SCENARIOS = SUBSET ? ALL_SCENARIOS.filter((s) => ONLY.some((o) => s.name.includes(o))) : ALL_SCENARIOS;
+const OPEN_LOOP_CONFIG = openLoopFromEnv(SCALE);
 
 /** Quota admission: more, shorter rounds than the scenarios, for a per-round spread of the p99s. */
 const ADMISSION_ROUNDS = 8;
@@ -147,13 +159,17 @@ async function main(): Promise<void> {
   const grpcVersion = (require("@grpc/grpc-js/package.json") as { version: string }).version;
   print("# llm-router ext_proc benchmark");
   print();
-  print(`- date: ${new Date().toISOString()}`);
-  print(`- node ${process.version}, @grpc/grpc-js ${grpcVersion}, ${os.platform()} ${os.release()} ${os.arch()}`);
-  print(`- cpu: ${cpus[0]?.model.trim() ?? "unknown"}, ${cpus.length} cores (availableParallelism ${os.availableParallelism()}), ${fmt(os.totalmem() / 2 ** 30, 1)} GiB RAM`);
+  // Also the head of open-loop.md.
+  const machine = [
+    `- date: ${new Date().toISOString()}`,
+    `- node ${process.version}, @grpc/grpc-js ${grpcVersion}, ${os.platform()} ${os.release()} ${os.arch()}`,
+    `- cpu: ${cpus[0]?.model.trim() ?? "unknown"}, ${cpus.length} cores (availableParallelism ${os.availableParallelism()}), ${fmt(os.totalmem() / 2 ** 30, 1)} GiB RAM`,
+  ];
+  for (const line of machine) print(line);
   print(`- each server in its own child process; client in the driver process; ${CONCURRENCY} requests in flight; ${ROUNDS} rounds per scenario alternating the servers; warm-up ${WARMUP_MS / 1000} s per server`);
-  if (SUBSET) print(`- subset (BENCH_ONLY=${ONLY.join(",")}): ${SCENARIOS.map((s) => s.name).join("; ") || "no scenario matches"}`);
+  if (SUBSET) print(`- subset (BENCH_ONLY=${ONLY.join(",")}): ${[...SCENARIOS.map((s) => s.name), ...(OPEN_LOOP ? [OPEN_LOOP_SECTION] : [])].join("; ") || "no scenario matches"}`);
   print();
-  if (SCENARIOS.length === 0) throw new Error(`BENCH_ONLY=${ONLY.join(",")} matches no scenario: ${ALL_SCENARIOS.map((s) => s.name).join("; ")}`);
+  if (SCENARIOS.length === 0 && !OPEN_LOOP) throw new Error(`BENCH_ONLY=${ONLY.join(",")} matches no scenario: ${ALL_SCENARIOS.map((s) => s.name).join("; ")}`);
 
   const redis = SUBSET ? "not used by a BENCH_ONLY run" : await BenchRedis.connect();
   if (typeof redis === "string" && !SUBSET) console.error(`Redis row skipped: ${redis}`);
@@ -177,8 +193,9 @@ async function main(): Promise<void> {
     // template both clients use where they need one (upstream-only streams; the do-nothing
     // server's upstream streams), so that both servers receive the same messages.
     const templates = new Map<RequestCase, Routing | undefined>();
-    // The 1 KiB case too, whatever BENCH_ONLY selects: every server warms up on it.
-    for (const s of [ONE_KIB_SCENARIO, ...SCENARIOS]) {
+    // The 1 KiB case too, whatever BENCH_ONLY selects: every server warms up on it. The open loop
+    // runs the 1 KiB and stream cases.
+    for (const s of [ONE_KIB_SCENARIO, ...(OPEN_LOOP ? [STREAM_SCENARIO] : []), ...SCENARIOS]) {
       const c = caseOf(s);
       if (templates.has(c)) continue;
       if (s.translated === true) await checkTranslated(service.client, c, streamedText(STREAM_CHUNKS));
@@ -216,11 +233,16 @@ async function main(): Promise<void> {
       console.error(`  done: ${group.map((g) => g.name).join("; ")}`);
     }
 
+    const openLoop = async () => (OPEN_LOOP ? measureOpenLoop({ service, noop }, openLoopWorkloads(useTemplate), OPEN_LOOP_CONFIG.settings) : undefined);
     if (SUBSET || memory === undefined) {
-      printScenarios(results, print);
-      printTargets(results, print);
-      printStreaming(results, print);
-      printTranslation(results, print);
+      if (SCENARIOS.length > 0) {
+        printScenarios(results, print);
+        printTargets(results, print);
+        printStreaming(results, print);
+        printTranslation(results, print);
+      }
+      const rows = await openLoop();
+      if (rows !== undefined) writeOpenLoop(rows, machine, print);
       console.log();
       console.log(`BENCH_ONLY run: not written to ${path.relative(process.cwd(), RESULTS_FILE)}`);
       return;
@@ -243,6 +265,7 @@ async function main(): Promise<void> {
       CONCURRENCY,
     );
     console.error("  done: cache hits");
+    const openLoopRows = await openLoop();
     if (inRedis !== undefined && typeof redis !== "string" && (await redis.keys()).length === 0) {
       throw new Error("the Redis-backed service wrote no keys: its rows did not measure Redis");
     }
@@ -268,6 +291,7 @@ async function main(): Promise<void> {
     print();
     const oneKiB = results.get(ONE_KIB_SCENARIO.name);
     printCacheHits(hits, "do-nothing (same two messages)", oneKiB && cpuPerRequest(oneKiB.service), print);
+    if (openLoopRows !== undefined) writeOpenLoop(openLoopRows, machine, print);
 
     mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
     writeFileSync(RESULTS_FILE, `${out.join("\n")}\n`);
@@ -286,6 +310,36 @@ async function main(): Promise<void> {
 
 type Results = Map<string, { service: Measured; noop: Measured }>;
 type Print = (line?: string) => void;
+
+/** The open loop's workloads: both phases with the 1 KiB JSON answer, and with the 200-chunk stream. */
+function openLoopWorkloads(useTemplate: (c: RequestCase) => void): OpenLoopWorkload[] {
+  return [
+    { scenario: ONE_KIB_SCENARIO, rates: OPEN_LOOP_CONFIG.jsonRates },
+    { scenario: STREAM_SCENARIO, rates: OPEN_LOOP_CONFIG.streamRates },
+  ].map(({ scenario, rates }) => {
+    const c = caseOf(scenario);
+    return { name: scenario.name, flow: scenario.flow, c, rates, before: () => useTemplate(c) };
+  });
+}
+
+/** Prints the open-loop section and writes it, with the machine's lines, to open-loop.md, and its chart. */
+function writeOpenLoop(rows: OpenLoopRow[], machine: string[], print: Print): void {
+  const settings = OPEN_LOOP_CONFIG.settings;
+  const own: string[] = ["# llm-router ext_proc open-loop benchmark", "", ...machine, "- each server in its own child process; client in the driver process", ""];
+  const both: Print = (line = "") => {
+    print(line);
+    own.push(line);
+  };
+  print();
+  printOpenLoop(rows, settings, both);
+  both();
+  both(`Chart: ${path.basename(OPEN_LOOP_CHART)} (latency against offered rate, service and do-nothing server).`);
+  mkdirSync(path.dirname(OPEN_LOOP_FILE), { recursive: true });
+  writeFileSync(OPEN_LOOP_FILE, `${own.join("\n")}\n`);
+  writeChartPng(openLoopChart(rows, settings), OPEN_LOOP_CHART);
+  console.log();
+  console.log(`written to ${path.relative(process.cwd(), OPEN_LOOP_FILE)} and ${path.relative(process.cwd(), OPEN_LOOP_CHART)}`);
+}
 
 function printScenarios(results: Results, print: Print): void {
   print(

@@ -3,7 +3,8 @@
 // `--limits` adds a quota rule for the bench's consumer (so that every request is admitted against
 // the store, one call per request); `--cache` gives the bench's route a response cache;
 // `--redis-url URL --redis-prefix P` keeps quotas and cached answers in Redis instead of this
-// process's memory.
+// process's memory. `--soak-limited-rpm N` runs the soak's policy instead (bench/policy.ts
+// soakPolicy: consumer ci limited to N requests per minute, a cached route, no cooldowns).
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -12,7 +13,7 @@ import pino from "pino";
 import { createLogger } from "../src/log";
 import { startService } from "../src/service";
 import { MAX_BODY_BYTES, reportFailure, reportReady, serveIpc } from "./ipc";
-import { benchPolicy, EXAMPLE_POLICY, PASSTHROUGH_ROUTE } from "./policy";
+import { benchPolicy, EXAMPLE_POLICY, PASSTHROUGH_ROUTE, soakPolicy } from "./policy";
 
 /** Dummy provider credentials: the bench never reaches a provider. */
 export const BENCH_ENV: NodeJS.ProcessEnv = {
@@ -45,8 +46,11 @@ const BENCH_LIMITS = {
 const BENCH_ROUTE = PASSTHROUGH_ROUTE;
 
 async function main(): Promise<void> {
-  const { values: args } = parseArgs({ options: { limits: { type: "boolean" }, cache: { type: "boolean" }, "redis-url": { type: "string" }, "redis-prefix": { type: "string" } } });
-  const policy = benchPolicy();
+  const { values: args } = parseArgs({
+    options: { limits: { type: "boolean" }, cache: { type: "boolean" }, "redis-url": { type: "string" }, "redis-prefix": { type: "string" }, "soak-limited-rpm": { type: "string" } },
+  });
+  const soakRpm = args["soak-limited-rpm"];
+  const policy = soakRpm === undefined ? benchPolicy() : soakPolicy(Number(soakRpm));
   if (args.limits) policy.limits = BENCH_LIMITS;
   if (args.cache) {
     const route = policy.routes.find((r) => r.name === BENCH_ROUTE);
