@@ -124,6 +124,8 @@ export class RouterPhase implements StreamProcessor {
   #overheadMs = 0;
   /** With --log-bodies: the first bytes of the answer, logged when it ends. */
   #answerBody: { parts: Buffer[]; bytes: number; total: number } | undefined;
+  /** The stream closed; a Redis call it started may still complete after that. */
+  #closed = false;
 
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
@@ -160,6 +162,7 @@ export class RouterPhase implements StreamProcessor {
   }
 
   close(outcome: StreamOutcome): void {
+    this.#closed = true;
     // When the stream ends before the response did (client gone, upstream reset, Envoy timeout),
     // the cache entry is given up and the reservation settled from what was relayed.
     void this.#cache?.fill?.abandon();
@@ -210,6 +213,9 @@ export class RouterPhase implements StreamProcessor {
   #stamped(reply: PhaseReply | Promise<PhaseReply>): PhaseReply | Promise<PhaseReply> {
     const stamp = (r: PhaseReply): PhaseReply => {
       if (r.kind !== "immediate") return r;
+      // The request is over: another request message on this stream (a second request_headers
+      // after a refusal on the first) is out of order, not a new request.
+      this.#state = "done";
       this.#endAt = performance.now();
       this.#status = r.status;
       if (this.#outcome === undefined) {
@@ -341,6 +347,13 @@ export class RouterPhase implements StreamProcessor {
     const upstream = (): PhaseReply | Promise<PhaseReply> => {
       const admitted = this.deps.quota.admit(this.#policy.limits, subject, reservationFor(p.operation, route, target, features), now);
       const routed = (ticket: QuotaTicket): PhaseReply => {
+        // The stream closed while the admission waited for Redis: close() had nothing to settle and
+        // the reply goes nowhere, so the charge and any concurrency lease are given back now
+        // (otherwise a lease stays held until leaseTtl).
+        if (this.#closed) {
+          void ticket.settle(undefined, this.deps.now());
+          return reply;
+        }
         this.#routed = { operation: p.operation, route, first: target, ticket, stripUsageChunk };
         return reply;
       };
@@ -364,6 +377,12 @@ export class RouterPhase implements StreamProcessor {
       onWait: () => control?.extendTimeout(cache.coalesceWaitMs + CACHE_WAIT_MARGIN_MS),
     });
     return lookup.then((found) => {
+      if (this.#closed) {
+        // The stream closed while the lookup waited for Redis (or for an identical request): a
+        // claim taken now would hold identical requests for coalesceWait, so it is given up at once.
+        if (found.kind === "miss") void found.fill.abandon();
+        return CONTINUE;
+      }
       if (found.kind === "hit") return this.#answerFromCache(found.answer, route, subject);
       track("miss", found.fill);
       // A refusal by the quotas must not keep identical requests waiting for this one.
@@ -421,8 +440,10 @@ export class RouterPhase implements StreamProcessor {
     // Envoy returns the id too where always_set_request_id_in_response is on; this covers the rest.
     const requestId: [string, string] = [REQUEST_ID_HEADER, this.#requestId];
     if (routed === undefined) {
-      // Passthrough: nothing to account, and the target stays internal.
-      return { kind: "continue", headers: { set: [requestId], remove: named === undefined ? [] : [TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER] } };
+      // Passthrough: nothing to account, and the target stays internal. No request id at all: Envoy
+      // runs encoder filters on local replies made before this filter saw the request (envoyproxy/envoy#11447),
+      // so there is none to return, and an empty x-request-id would be worse than none.
+      return { kind: "continue", headers: { set: this.#requestId === "" ? [] : [requestId], remove: named === undefined ? [] : [TARGET_RESPONSE_HEADER, ATTEMPT_RESPONSE_HEADER] } };
     }
     const set: Array<[string, string]> = [...routed.ticket.headers, requestId];
     const remove: string[] = [];
