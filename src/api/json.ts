@@ -15,3 +15,16 @@ export function parseObject(text: string): Record<string, unknown> | undefined {
     return undefined;
   }
 }
+
+/**
+ * String(v) for a value read from untrusted JSON. JSON can give an object its own `toString` that
+ * is no function ({"toString": 1}); String(), `${}` and + throw a TypeError on it, which escaped the
+ * translations as a failed ext_proc stream (found by test/fuzz-translate.test.ts).
+ */
+export function jsonText(v: unknown): string {
+  try {
+    return String(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
+}

@@ -42,6 +42,9 @@ export class MalformedMessage extends Error {
   override name = "MalformedMessage";
 }
 
+/** The characters a header field value may not hold. */
+const CONTROL_CHARACTER = /[\0\r\n]/;
+
 export function decodeRequest(req: ProtoProcessingRequest): ExtProcMessage {
   const attributesStruct = req.attributes?.[EXT_PROC_ATTRIBUTES_KEY];
   const attributes = attributesStruct ? structToJson(attributesStruct) : undefined;
@@ -80,6 +83,11 @@ function decodeHeaders(map: ProtoHeaderMap | undefined): RequestHeaders {
     if (typeof h.key !== "string" || h.key === "") throw new MalformedMessage("header without a name");
     // Current Envoy sends raw_value; old versions only `value`.
     const value = h.raw_value !== undefined && h.raw_value.length > 0 ? h.raw_value.toString("latin1") : (h.value ?? "");
+    // Envoy's codecs refuse NUL, CR and LF in field values (RFC 9110 section 5.5), so a message
+    // holding one is not Envoy's. Refused here, such a value can never reach a header mutation
+    // (:path, anthropic-version and -beta are relayed): Envoy rejects those as invalid
+    // (test/fuzz-headers.test.ts found them relayed).
+    if (CONTROL_CHARACTER.test(value)) throw new MalformedMessage(`header ${h.key} has a NUL, CR or LF in its value`);
     out.add(h.key, value);
   }
   return out;

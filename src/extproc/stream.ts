@@ -46,7 +46,14 @@ export function serveStream(call: ProcessCall, phase: string, processor: StreamP
   /** `received`: when the message arrived (performance.now()), for the answer-time histogram. */
   const write = (message: ExtProcMessage, reply: PhaseReply, received: number) => {
     if (finished) return;
-    call.write(encodeReply(message.kind, reply));
+    try {
+      call.write(encodeReply(message.kind, reply));
+    } catch (err) {
+      // Thrown from inside a promise callback or an event handler, this would be an unhandled
+      // rejection or an uncaught exception, and either ends the whole process.
+      fail(err);
+      return;
+    }
     const seconds = (performance.now() - received) / 1000;
     metrics?.answered(message.kind, seconds);
     processor.answered?.(message.kind, seconds);

@@ -15,5 +15,15 @@ export const headerName = z
   .string()
   .regex(/^[a-z0-9!#$%&'*+.^_`|~-]+$/, "use a lowercase HTTP header name");
 
+/**
+ * google.protobuf.Duration's range, the longest Envoy takes. Longer durations rendered as
+ * "3.6e+23s" or (past Number's range) read as Infinity ms (found by test/fuzz-policy.test.ts).
+ */
+export const MAX_DURATION_MS = 315_576_000_000_000;
+
 /** "250ms", "30s", "5m", "1h". */
-export const duration = z.string().regex(new RegExp(DURATION_PATTERN), 'a duration such as "250ms", "30s" or "5m"').refine((d) => (parseDuration(d) ?? 0) > 0, "must be longer than 0");
+export const duration = z
+  .string()
+  .regex(new RegExp(DURATION_PATTERN), 'a duration such as "250ms", "30s" or "5m"')
+  .refine((d) => (parseDuration(d) ?? 0) > 0, "must be longer than 0")
+  .refine((d) => (parseDuration(d) ?? 0) <= MAX_DURATION_MS, "must be at most 315576000000s (Envoy's longest duration)");

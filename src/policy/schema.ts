@@ -25,6 +25,10 @@ const providerCommon = {
   endpoint: z
     .url({ protocol: /^https?$/, hostname: z.regexes.hostname })
     .refine((u) => {
+      // zod runs refinements after a failed check too: a string that is no URL at all (a missing
+      // scheme, "api.openai.com") is reported by .url() already, and new URL() would throw a
+      // TypeError instead of a PolicyError (found by test/fuzz-policy.test.ts).
+      if (!URL.canParse(u)) return true;
       const p = new URL(u);
       return (p.pathname === "/" || p.pathname === "") && p.search === "" && p.username === "";
     }, "scheme://host[:port] only: the API path comes from basePath / the provider type")

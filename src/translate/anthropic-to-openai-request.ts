@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import type { JsonObject } from "../api/request-body";
 import type { TranslatedRequest, TranslationTarget } from "./types";
-import { isRecord } from "../api/json";
+import { isRecord, jsonText } from "../api/json";
 
 type Json = Record<string, unknown>;
 
@@ -39,12 +39,12 @@ function blockProblem(block: unknown, nested: boolean): string | undefined {
   const type = block["type"];
   if (type === "document") return "Document (PDF) content blocks are not supported by this model's provider.";
   if (typeof type !== "string" || !BLOCK_TYPES.has(type) || (nested && type !== "text" && type !== "image")) {
-    return `Content blocks of type \`${String(type)}\` are not supported by this model's provider.`;
+    return `Content blocks of type \`${jsonText(type)}\` are not supported by this model's provider.`;
   }
   if (type === "image") {
     const source = block["source"];
     const kind = isRecord(source) ? source["type"] : undefined;
-    if (kind !== "base64" && kind !== "url") return `Image sources of type \`${String(kind)}\` are not supported by this model's provider; send base64 or url images.`;
+    if (kind !== "base64" && kind !== "url") return `Image sources of type \`${jsonText(kind)}\` are not supported by this model's provider; send base64 or url images.`;
   } else if (type === "tool_result" && Array.isArray(block["content"])) {
     for (const inner of block["content"]) {
       const problem = blockProblem(inner, true);
@@ -61,7 +61,7 @@ export function checkAnthropicForOpenAi(body: JsonObject): string | undefined {
       const type = isRecord(tool) ? tool["type"] : undefined;
       // Server tools (web_search, code_execution...) and Anthropic-defined client tools (bash,
       // text_editor, computer) have no schema here for the provider to call them by.
-      if (type !== undefined && type !== null && type !== "custom") return `The tool type \`${String(type)}\` is not supported by this model's provider.`;
+      if (type !== undefined && type !== null && type !== "custom") return `The tool type \`${jsonText(type)}\` is not supported by this model's provider.`;
     }
   }
   const messages = body["messages"];
@@ -82,7 +82,7 @@ function imagePart(block: Json): Json | undefined {
   if (!isRecord(source)) return undefined;
   if (source["type"] === "url" && typeof source["url"] === "string") return { type: "image_url", image_url: { url: source["url"] } };
   if (source["type"] === "base64" && typeof source["data"] === "string") {
-    return { type: "image_url", image_url: { url: `data:${String(source["media_type"] ?? "image/png")};base64,${source["data"]}` } };
+    return { type: "image_url", image_url: { url: `data:${jsonText(source["media_type"] ?? "image/png")};base64,${source["data"]}` } };
   }
   return undefined;
 }
@@ -125,7 +125,7 @@ function userMessages(content: unknown[], out: Json[], drop: (field: string) => 
       }
       case "tool_result":
         // OpenAI has no error flag on tool messages; the content itself says what went wrong.
-        out.push({ role: "tool", tool_call_id: String(block["tool_use_id"] ?? ""), content: toolResultText(block["content"], toolImages) });
+        out.push({ role: "tool", tool_call_id: jsonText(block["tool_use_id"] ?? ""), content: toolResultText(block["content"], toolImages) });
         break;
       case "thinking":
       case "redacted_thinking":
@@ -147,7 +147,7 @@ function assistantMessage(content: unknown[], out: Json[], drop: (field: string)
     const type = block["type"];
     if (type === "text" && typeof block["text"] === "string") parts.push({ type: "text", text: block["text"] });
     else if (type === "tool_use") {
-      calls.push({ id: String(block["id"] ?? ""), type: "function", function: { name: String(block["name"] ?? ""), arguments: JSON.stringify(block["input"] ?? {}) } });
+      calls.push({ id: jsonText(block["id"] ?? ""), type: "function", function: { name: jsonText(block["name"] ?? ""), arguments: JSON.stringify(block["input"] ?? {}) } });
     } else if (type === "thinking" || type === "redacted_thinking") drop("thinking blocks");
   }
   const message: Json = { role: "assistant", content: parts.length === 0 ? null : contentOf(parts) };
@@ -170,7 +170,7 @@ function toolChoice(choice: Json): unknown {
     case "auto": return "auto";
     case "any": return "required";
     case "none": return "none";
-    case "tool": return { type: "function", function: { name: String(choice["name"] ?? "") } };
+    case "tool": return { type: "function", function: { name: jsonText(choice["name"] ?? "") } };
     default: return undefined;
   }
 }

@@ -10,7 +10,7 @@ import { GatewayError, renderError, renderStreamError } from "../api/errors";
 import { SseFramer, type SseSink } from "../usage/sse-events";
 import { clientErrorBody, fallbackMessage } from "./client-errors";
 import type { ResponseTranslator, TranslationMeta } from "./types";
-import { isRecord } from "../api/json";
+import { isRecord, jsonText } from "../api/json";
 
 type Json = Record<string, unknown>;
 
@@ -83,7 +83,7 @@ function errorStatus(v: unknown): number {
     const n = e[key];
     if (typeof n === "number" && n >= 400 && n <= 599) return Math.floor(n);
   }
-  const kind = `${String(e["type"] ?? "")} ${String(e["code"] ?? "")}`.toLowerCase();
+  const kind = `${jsonText(e["type"] ?? "")} ${jsonText(e["code"] ?? "")}`.toLowerCase();
   if (kind.includes("rate_limit") || kind.includes("insufficient_quota")) return 429;
   if (kind.includes("overloaded")) return 529;
   if (kind.includes("authentication")) return 401;
@@ -337,7 +337,7 @@ class OpenAiToAnthropic implements ResponseTranslator, SseSink {
         for (const call of calls) {
           if (!isRecord(call)) continue;
           const fn = isRecord(call["function"]) ? call["function"] : {};
-          const id = typeof call["id"] === "string" && call["id"] !== "" ? call["id"] : `toolu_${String(v["id"] ?? this.meta.created)}_${content.length}`;
+          const id = typeof call["id"] === "string" && call["id"] !== "" ? call["id"] : `toolu_${jsonText(v["id"] ?? this.meta.created)}_${content.length}`;
           const args = fn["arguments"];
           if (typeof args === "string") chars += args.length;
           content.push({ type: "tool_use", id, name: typeof fn["name"] === "string" ? fn["name"] : "", input: toolInput(args) });

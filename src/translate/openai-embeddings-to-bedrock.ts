@@ -12,7 +12,7 @@
 // An ext_proc attempt is exactly one upstream request, so a batch the model cannot take in one call
 // is refused in check() (the router tries another target, or answers 400), never split.
 import { GatewayError, renderError } from "../api/errors";
-import { isRecord } from "../api/json";
+import { isRecord, jsonText } from "../api/json";
 import type { JsonObject } from "../api/request-body";
 import { base64Floats } from "./openai-embeddings-to-gemini";
 import { count, errorJson } from "./openai-to-bedrock-response";
@@ -76,7 +76,7 @@ function checkEmbeddings(body: JsonObject, model: string): string | undefined {
     }
   }
   const format = body["encoding_format"];
-  if (present(format) && format !== "float" && format !== "base64") return `encoding_format \`${String(format)}\` is not supported.`;
+  if (present(format) && format !== "float" && format !== "base64") return `encoding_format \`${jsonText(format)}\` is not supported.`;
   return undefined;
 }
 

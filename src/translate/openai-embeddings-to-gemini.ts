@@ -6,7 +6,7 @@ import type { JsonObject } from "../api/request-body";
 import { clientErrorBody } from "./client-errors";
 import { geminiErrorBody } from "./gemini-response";
 import type { TranslatedRequest, Translation, TranslationMeta, TranslationTarget } from "./types";
-import { isRecord } from "../api/json";
+import { isRecord, jsonText } from "../api/json";
 
 const MAPPED = new Set(["model", "input", "dimensions", "encoding_format"]);
 
@@ -20,7 +20,7 @@ function checkEmbeddings(body: JsonObject): string | undefined {
     return "`input` holds token ids; Gemini embeds text only, so send the text itself.";
   }
   const format = body["encoding_format"];
-  if (format !== undefined && format !== null && format !== "float" && format !== "base64") return `encoding_format \`${String(format)}\` is not supported.`;
+  if (format !== undefined && format !== null && format !== "float" && format !== "base64") return `encoding_format \`${jsonText(format)}\` is not supported.`;
   return undefined;
 }
 

@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import type { JsonObject } from "../api/request-body";
 import type { TranslatedRequest, TranslationTarget } from "./types";
-import { isRecord } from "../api/json";
+import { isRecord, jsonText } from "../api/json";
 
 type Block = Record<string, unknown>;
 
@@ -223,12 +223,12 @@ function convertMessages(messages: unknown, dropped: Set<string>): { system: Blo
         for (const c of calls) {
           if (!isRecord(c) || !isRecord(c["function"])) continue;
           const fn = c["function"];
-          blocks.push({ toolUse: { toolUseId: String(c["id"] ?? ""), name: String(fn["name"] ?? ""), input: toolInput(fn["arguments"]) } });
+          blocks.push({ toolUse: { toolUseId: jsonText(c["id"] ?? ""), name: jsonText(fn["name"] ?? ""), input: toolInput(fn["arguments"]) } });
         }
       }
       add("assistant", blocks);
     } else if (role === "tool") {
-      add("user", [{ toolResult: { toolUseId: String(m["tool_call_id"] ?? ""), content: toolResultContent(m["content"]) } }]);
+      add("user", [{ toolResult: { toolUseId: jsonText(m["tool_call_id"] ?? ""), content: toolResultContent(m["content"]) } }]);
     }
   }
   return { system, turns };

@@ -7,7 +7,7 @@ import { clientErrorBody, fallbackMessage, openAiErrorType } from "./client-erro
 import { EventStreamSplitter, stringHeader } from "./event-stream";
 import type { BedrockExtra } from "./openai-to-bedrock-request";
 import type { ResponseTranslator, TranslationMeta } from "./types";
-import { isRecord } from "../api/json";
+import { isRecord, jsonText } from "../api/json";
 
 /** A token count from a provider body: a non-negative integer, else 0. */
 export function count(v: unknown): number {
@@ -72,7 +72,7 @@ export function completionJson(body: Buffer, meta: TranslationMeta): Buffer {
       } else if (isRecord(block["toolUse"])) {
         const t = block["toolUse"];
         const args = JSON.stringify(t["input"] ?? {});
-        calls.push(`{"id":${JSON.stringify(String(t["toolUseId"] ?? ""))},"type":"function","function":{"name":${JSON.stringify(String(t["name"] ?? ""))},"arguments":${JSON.stringify(args)}}}`);
+        calls.push(`{"id":${JSON.stringify(jsonText(t["toolUseId"] ?? ""))},"type":"function","function":{"name":${JSON.stringify(jsonText(t["name"] ?? ""))},"arguments":${JSON.stringify(args)}}}`);
       }
       // reasoningContent, citations and images have no place in a chat.completion message.
     }
@@ -204,7 +204,7 @@ export class BedrockStreamTranslator {
         const t = start["toolUse"];
         const index = this.toolIndex.size;
         this.toolIndex.set(count(p["contentBlockIndex"]), index);
-        const call = `{"index":${index},"id":${JSON.stringify(String(t["toolUseId"] ?? ""))},"type":"function","function":{"name":${JSON.stringify(String(t["name"] ?? ""))},"arguments":""}}`;
+        const call = `{"index":${index},"id":${JSON.stringify(jsonText(t["toolUseId"] ?? ""))},"type":"function","function":{"name":${JSON.stringify(jsonText(t["name"] ?? ""))},"arguments":""}}`;
         return this.role() + this.delta(`{"tool_calls":[${call}]}`);
       }
       case "contentBlockDelta": {
@@ -268,7 +268,15 @@ export function bedrockResponse(meta: TranslationMeta, _stream: boolean): Respon
       streamer ??= new BedrockStreamTranslator(meta);
       return streamer.push(chunk, end);
     },
-    json: (body) => completionJson(body, meta),
+    json: (body) => {
+      // Never throws, as every translator: a tool input nested deeper than JSON.stringify can go
+      // threw a RangeError out of the stream (found by test/fuzz-translate.test.ts).
+      try {
+        return completionJson(body, meta);
+      } catch {
+        return invalid();
+      }
+    },
     error: (status, body, header) => errorJson(status, body, header),
   };
 }

@@ -14,7 +14,7 @@ import type { JsonObject } from "../api/request-body";
 import { isEmptyObjectSchema, toGeminiSchema } from "./gemini-schema";
 import { geminiChatResponse } from "./gemini-response";
 import type { TranslatedRequest, Translation, TranslationTarget } from "./types";
-import { isRecord } from "../api/json";
+import { isRecord, jsonText } from "../api/json";
 
 /** https://ai.google.dev/gemini-api/docs/thought-signatures (for calls Gemini did not produce). */
 const SKIP_SIGNATURE = "skip_thought_signature_validator";
@@ -60,7 +60,7 @@ function checkPart(part: unknown, role: unknown, at: string): string | undefined
   if (!isRecord(part)) return `${at} must be an object.`;
   const type = part["type"];
   if (type === "text" || (type === "refusal" && role === "assistant")) return undefined;
-  if (role !== "user") return `${at} has type \`${String(type)}\`, which Gemini only accepts in user messages.`;
+  if (role !== "user") return `${at} has type \`${jsonText(type)}\`, which Gemini only accepts in user messages.`;
   if (type === "image_url") {
     if (dataUrl(field(part["image_url"], "url")) !== undefined) return undefined;
     return `${at}.image_url.url must be a base64 data: URL for Gemini targets; Gemini does not fetch image URLs (it needs the file uploaded to it first).`;
@@ -73,7 +73,7 @@ function checkPart(part: unknown, role: unknown, at: string): string | undefined
     if (dataUrl(field(part["file"], "file_data")) !== undefined) return undefined;
     return `${at}.file must carry file_data as a base64 data: URL for Gemini targets; OpenAI file ids mean nothing to Gemini.`;
   }
-  return `${at} has type \`${String(type)}\`, which Gemini targets do not support.`;
+  return `${at} has type \`${jsonText(type)}\`, which Gemini targets do not support.`;
 }
 
 function field(obj: unknown, key: string): unknown {
@@ -87,13 +87,13 @@ export function checkChat(body: JsonObject): string | undefined {
   const tools = body["tools"];
   if (Array.isArray(tools)) {
     for (let i = 0; i < tools.length; i++) {
-      if (field(tools[i], "type") !== "function") return `tools[${i}] has type \`${String(field(tools[i], "type"))}\`; Gemini targets take function tools only.`;
+      if (field(tools[i], "type") !== "function") return `tools[${i}] has type \`${jsonText(field(tools[i], "type"))}\`; Gemini targets take function tools only.`;
     }
   }
   const choice = body["tool_choice"];
-  if (isRecord(choice) && choice["type"] !== "function" && choice["type"] !== "allowed_tools") return `tool_choice of type \`${String(choice["type"])}\` is not supported for Gemini targets.`;
+  if (isRecord(choice) && choice["type"] !== "function" && choice["type"] !== "allowed_tools") return `tool_choice of type \`${jsonText(choice["type"])}\` is not supported for Gemini targets.`;
   const format = field(body["response_format"], "type");
-  if (format !== undefined && format !== "text" && format !== "json_object" && format !== "json_schema") return `response_format type \`${String(format)}\` is not supported for Gemini targets.`;
+  if (format !== undefined && format !== "text" && format !== "json_object" && format !== "json_schema") return `response_format type \`${jsonText(format)}\` is not supported for Gemini targets.`;
   const messages = body["messages"];
   if (!Array.isArray(messages)) return undefined;
   const callIds = new Set<unknown>();
@@ -149,7 +149,7 @@ function userParts(content: unknown, dropped: Set<string>): Part[] {
       if (inline !== undefined) parts.push({ inlineData: inline });
     } else if (type === "input_audio") {
       const audio = field(p, "input_audio");
-      parts.push({ inlineData: { mimeType: AUDIO_FORMATS[String(field(audio, "format"))] ?? "audio/wav", data: String(field(audio, "data") ?? "") } });
+      parts.push({ inlineData: { mimeType: AUDIO_FORMATS[jsonText(field(audio, "format"))] ?? "audio/wav", data: jsonText(field(audio, "data") ?? "") } });
     } else if (type === "file") {
       const inline = dataUrl(field(field(p, "file"), "file_data"));
       if (inline !== undefined) parts.push({ inlineData: inline });
@@ -178,7 +178,7 @@ function assistantParts(m: JsonObject): Part[] {
   const first = parts.length;
   for (const c of calls) {
     const fn = field(c, "function");
-    const part: Part = { functionCall: { name: String(field(fn, "name") ?? ""), args: parseArgs(field(fn, "arguments")) } };
+    const part: Part = { functionCall: { name: jsonText(field(fn, "name") ?? ""), args: parseArgs(field(fn, "arguments")) } };
     const signature = field(field(field(c, "extra_content"), "google"), "thought_signature");
     if (typeof signature === "string" && signature !== "") {
       part["thoughtSignature"] = signature;
@@ -227,7 +227,7 @@ function buildContents(messages: unknown[], dropped: Set<string>): { contents: C
         break;
       }
       case "assistant":
-        if (Array.isArray(m["tool_calls"])) for (const c of m["tool_calls"]) names.set(field(c, "id"), String(field(field(c, "function"), "name") ?? ""));
+        if (Array.isArray(m["tool_calls"])) for (const c of m["tool_calls"]) names.set(field(c, "id"), jsonText(field(field(c, "function"), "name") ?? ""));
         push("model", assistantParts(m));
         break;
       case "tool":
@@ -241,7 +241,7 @@ function buildContents(messages: unknown[], dropped: Set<string>): { contents: C
 }
 
 function functionDeclaration(fn: unknown, dropped: Set<string>): JsonObject {
-  const decl: JsonObject = { name: String(field(fn, "name") ?? "") };
+  const decl: JsonObject = { name: jsonText(field(fn, "name") ?? "") };
   const description = field(fn, "description");
   if (typeof description === "string") decl["description"] = description;
   if (field(fn, "strict") === true) dropped.add("tools[].function.strict");
@@ -260,11 +260,11 @@ function toolConfig(choice: unknown): { config: JsonObject; only?: Set<string> }
   if (choice === "required") return { config: { functionCallingConfig: { mode: "ANY" } } };
   if (!isRecord(choice)) return undefined;
   if (choice["type"] === "function") {
-    return { config: { functionCallingConfig: { mode: "ANY", allowedFunctionNames: [String(field(choice["function"], "name") ?? "")] } } };
+    return { config: { functionCallingConfig: { mode: "ANY", allowedFunctionNames: [jsonText(field(choice["function"], "name") ?? "")] } } };
   }
   const allowed = choice["allowed_tools"];
   const tools = field(allowed, "tools");
-  const names = Array.isArray(tools) ? tools.map((t) => String(field(field(t, "function"), "name") ?? "")) : [];
+  const names = Array.isArray(tools) ? tools.map((t) => jsonText(field(field(t, "function"), "name") ?? "")) : [];
   // Gemini restricts names only when a call is forced; for "auto" the other tools are left undeclared.
   if (field(allowed, "mode") === "required") return { config: { functionCallingConfig: { mode: "ANY", allowedFunctionNames: names } } };
   return { config: { functionCallingConfig: { mode: "AUTO" } }, only: new Set(names) };
