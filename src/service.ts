@@ -21,7 +21,7 @@ import { TargetObservations } from "./routing/observations";
 import { ObservationExchange } from "./routing/shared-observations";
 import { RouterPhase } from "./phases/router-phase";
 import { UpstreamPhase } from "./phases/upstream-phase";
-import { PolicyStore } from "./policy/policy-store";
+import { PolicyStore, type PolicyRequirement } from "./policy/policy-store";
 import { QuotaGate } from "./quota/quota-gate";
 import { RedisQuotaStore } from "./quota/redis-store";
 import { createRedisClient, observeCommands, redisReady } from "./redis/client";
@@ -31,6 +31,8 @@ export const EXT_PROC_SERVICE_NAME = "envoy.service.ext_proc.v3.ExternalProcesso
 
 export interface ServiceOptions {
   policyFile: string;
+  /** Rules the policy must meet in this process besides being valid (at start and on reload). */
+  policyRequirements?: readonly PolicyRequirement[];
   /** host:port or unix:/path. Port 0 picks a free port. */
   grpcListen: string;
   /** host:port for /healthz, /readyz; undefined disables it. */
@@ -83,7 +85,7 @@ export const DEFAULT_OBSERVATIONS_SYNC_MS = 500;
 
 export async function startService(opts: ServiceOptions): Promise<RunningService> {
   const { log } = opts;
-  const policy = PolicyStore.open(opts.policyFile, log, opts.env);
+  const policy = PolicyStore.open(opts.policyFile, log, opts.env, opts.policyRequirements);
   if (opts.watchPolicy) policy.watch();
   const metrics = new GatewayMetrics();
   metrics.policyLoaded(policy.current.hash);

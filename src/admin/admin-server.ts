@@ -9,6 +9,8 @@ export interface AdminState extends DebugState {
   ready(): boolean;
   policyHash(): string;
   metrics?(): Promise<{ contentType: string; body: string }>;
+  /** More of /readyz's answer (`serve --workers N`: how many of them serve). */
+  readyDetail?(): Record<string, unknown>;
 }
 
 export function startAdminServer(listen: string, state: AdminState): Promise<http.Server> {
@@ -31,7 +33,7 @@ export function startAdminServer(listen: string, state: AdminState): Promise<htt
       );
     } else if (url === "/readyz") {
       const ready = state.ready();
-      res.writeHead(ready ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify({ ready, policyHash: state.policyHash() }) + "\n");
+      res.writeHead(ready ? 200 : 503, { "content-type": "application/json" }).end(JSON.stringify({ ready, policyHash: state.policyHash(), ...state.readyDetail?.() }) + "\n");
     } else {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found\n");
     }

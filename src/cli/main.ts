@@ -25,6 +25,7 @@ commands:
                    --shutdown-grace-seconds N                             [LLM_ROUTER_SHUTDOWN_GRACE_SECONDS] (30)
                    --log-level LEVEL                                      [LLM_ROUTER_LOG_LEVEL] (info)
                    --no-watch               reload only on SIGHUP         [LLM_ROUTER_NO_WATCH]
+                   --workers N|auto         processes serving ext_proc    [LLM_ROUTER_WORKERS] (1; auto: one per core)
   validate       check a policy, and with --envoy FILE cross-check it against envoy.yaml
   render-envoy   print envoy.yaml for a policy: routes, retry policies and chain clusters
                    --policy FILE [--base envoy.base.yaml] [--out FILE]

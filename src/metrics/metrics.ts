@@ -54,8 +54,11 @@ export class GatewayMetrics {
     this.#streams = new Counter({ name: `${PREFIX}ext_proc_streams_total`, help: "ext_proc streams that ended, by phase and how: ok (Envoy half-closed), cancelled (Envoy or the client went away), error (the service ended it with a gRPC error)", labelNames: ["phase", "end"], registers });
     this.#active = new Gauge({ name: `${PREFIX}ext_proc_streams_active`, help: "ext_proc streams open now, by phase (router phase: requests in flight)", labelNames: ["phase"], registers });
     this.#answer = new Histogram({ name: `${PREFIX}ext_proc_message_duration_seconds`, help: "Time from receiving an ext_proc message to writing its reply (Redis and cache waits included), by phase and message", labelNames: ["phase", "message"], buckets: MESSAGE_BUCKETS, registers });
-    this.#reloads = new Counter({ name: `${PREFIX}policy_reloads_total`, help: "Policy reloads by result: applied (a new policy is live), unchanged (same content), rejected (invalid; the last good policy stays)", labelNames: ["result"], registers });
-    this.#policyInfo = new Gauge({ name: `${PREFIX}policy_info`, help: "The live policy: 1 for its content hash", labelNames: ["hash"], registers });
+    // Policy state, not per-process work: with `serve --workers N` every worker reloads the same
+    // file, so the primary's /metrics takes the largest worker's count and the live hashes (each 1),
+    // not N times either (src/cluster/cluster-metrics.ts). Everything else sums.
+    this.#reloads = new Counter({ name: `${PREFIX}policy_reloads_total`, help: "Policy reloads by result: applied (a new policy is live), unchanged (same content), rejected (invalid; the last good policy stays)", labelNames: ["result"], registers, aggregator: "max" });
+    this.#policyInfo = new Gauge({ name: `${PREFIX}policy_info`, help: "The live policy: 1 for its content hash", labelNames: ["hash"], registers, aggregator: "max" });
     for (const phase of PHASES) {
       // Every series exists from the start (at 0), so rate() and alerts see the first event.
       for (const end of STREAM_ENDS) this.#streams.labels(phase, end).inc(0);

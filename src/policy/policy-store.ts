@@ -7,6 +7,13 @@ import path from "node:path";
 import type { Logger } from "pino";
 import { compilePolicyText, type CompiledPolicy } from "./compile";
 
+/**
+ * A rule a policy must meet in this process on top of being valid, because of how the process runs
+ * (e.g. `serve --workers N` without Redis refuses quota rules: each worker would count them apart).
+ * Throws a PolicyError naming the fix.
+ */
+export type PolicyRequirement = (policy: CompiledPolicy) => void;
+
 export type ReloadResult = { ok: true; policy: CompiledPolicy; changed: boolean } | { ok: false; error: Error };
 
 export class PolicyStore {
@@ -22,15 +29,21 @@ export class PolicyStore {
     initial: CompiledPolicy,
     private readonly log: Logger,
     private readonly env: NodeJS.ProcessEnv,
+    private readonly requirements: readonly PolicyRequirement[],
   ) {
     this.#current = initial;
   }
 
-  /** Loads the file synchronously at start-up; throws PolicyError on a bad file. */
-  static open(file: string, log: Logger, env: NodeJS.ProcessEnv = process.env): PolicyStore {
+  /**
+   * Loads the file synchronously at start-up; throws PolicyError on a bad file. `requirements` apply
+   * at open (a failing policy refuses to start) and on every reload (a failing policy is rejected
+   * like an invalid file and the last good one keeps serving).
+   */
+  static open(file: string, log: Logger, env: NodeJS.ProcessEnv = process.env, requirements: readonly PolicyRequirement[] = []): PolicyStore {
     const abs = path.resolve(file);
     const policy = compilePolicyText(readFileSync(abs, "utf8"), { file: abs, resolveSecrets: true, env });
-    return new PolicyStore(abs, policy, log, env);
+    for (const check of requirements) check(policy);
+    return new PolicyStore(abs, policy, log, env, requirements);
   }
 
   get current(): CompiledPolicy {
@@ -63,6 +76,7 @@ export class PolicyStore {
     try {
       const text = await readFile(this.file, "utf8");
       const policy = compilePolicyText(text, { file: this.file, resolveSecrets: true, env: this.env });
+      for (const check of this.requirements) check(policy);
       const changed = policy.hash !== this.#current.hash;
       if (changed) this.#current = policy;
       result = { ok: true, policy, changed };
