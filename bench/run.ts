@@ -25,6 +25,7 @@ import { measureDecisions } from "./decision";
 import { measureObservability } from "./observability-cost";
 import { drive, driveFor, EnvoyLikeClient, TRANSLATED, type Flow, type RequestCase, type Routing } from "./envoy-client";
 import { cpuPerRequest, fmt, measureTurns, mergeMeasured, percentile, type Measured, type Server } from "./measure";
+import { measureWorkers, workersTable } from "./workers";
 import { measureOpenLoop, openLoopChart, openLoopFromEnv, printOpenLoop, type OpenLoopRow, type OpenLoopWorkload } from "./open-loop";
 import { BenchRedis } from "./redis";
 import { TRANSLATED_MODEL } from "./policy";
@@ -97,6 +98,9 @@ const SUBSET = ONLY.length > 0;
 /** BENCH_ONLY's name for the open-loop section (no scenario name contains it). */
 const OPEN_LOOP_SECTION = "open-loop";
 const OPEN_LOOP = !SUBSET || ONLY.includes(OPEN_LOOP_SECTION);
+/** BENCH_ONLY's name for `serve --workers` throughput (bench/workers.ts: 1 worker against 2). */
+const WORKERS_SECTION = "workers";
+const WORKERS = !SUBSET || ONLY.includes(WORKERS_SECTION);
 const SCENARIOS = SUBSET ? ALL_SCENARIOS.filter((s) => ONLY.some((o) => s.name.includes(o))) : ALL_SCENARIOS;
 const OPEN_LOOP_CONFIG = openLoopFromEnv(SCALE);
 
@@ -167,9 +171,26 @@ async function main(): Promise<void> {
   ];
   for (const line of machine) print(line);
   print(`- each server in its own child process; client in the driver process; ${CONCURRENCY} requests in flight; ${ROUNDS} rounds per scenario alternating the servers; warm-up ${WARMUP_MS / 1000} s per server`);
-  if (SUBSET) print(`- subset (BENCH_ONLY=${ONLY.join(",")}): ${[...SCENARIOS.map((s) => s.name), ...(OPEN_LOOP ? [OPEN_LOOP_SECTION] : [])].join("; ") || "no scenario matches"}`);
+  if (SUBSET) print(`- subset (BENCH_ONLY=${ONLY.join(",")}): ${[...SCENARIOS.map((s) => s.name), ...(OPEN_LOOP ? [OPEN_LOOP_SECTION] : []), ...(WORKERS ? [WORKERS_SECTION] : [])].join("; ") || "no scenario matches"}`);
   print();
-  if (SCENARIOS.length === 0 && !OPEN_LOOP) throw new Error(`BENCH_ONLY=${ONLY.join(",")} matches no scenario: ${ALL_SCENARIOS.map((s) => s.name).join("; ")}`);
+  // First, while no other bench process runs: the workers use every core.
+  const workers = WORKERS ? await measureWorkers() : undefined;
+  if (workers !== undefined) console.error("  done: workers");
+  const printWorkers = () => {
+    if (workers === undefined) return;
+    print();
+    print("`serve --workers N`: requests/s of the CLI with 1 worker and with 2, driven closed-loop by a minimal HTTP/2 client (bench/raw-driver.ts) on the same machine.");
+    print();
+    print(workersTable(workers));
+  };
+  if (SCENARIOS.length === 0 && !OPEN_LOOP) {
+    if (WORKERS) {
+      printWorkers();
+      console.log(`\nBENCH_ONLY run: not written to ${path.relative(process.cwd(), RESULTS_FILE)}`);
+      return;
+    }
+    throw new Error(`BENCH_ONLY=${ONLY.join(",")} matches no scenario: ${ALL_SCENARIOS.map((s) => s.name).join("; ")}`);
+  }
 
   const redis = SUBSET ? "not used by a BENCH_ONLY run" : await BenchRedis.connect();
   if (typeof redis === "string" && !SUBSET) console.error(`Redis row skipped: ${redis}`);
@@ -243,6 +264,7 @@ async function main(): Promise<void> {
       }
       const rows = await openLoop();
       if (rows !== undefined) writeOpenLoop(rows, machine, print);
+      printWorkers();
       console.log();
       console.log(`BENCH_ONLY run: not written to ${path.relative(process.cwd(), RESULTS_FILE)}`);
       return;
@@ -292,6 +314,7 @@ async function main(): Promise<void> {
     const oneKiB = results.get(ONE_KIB_SCENARIO.name);
     printCacheHits(hits, "do-nothing (same two messages)", oneKiB && cpuPerRequest(oneKiB.service), print);
     if (openLoopRows !== undefined) writeOpenLoop(openLoopRows, machine, print);
+    printWorkers();
 
     mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
     writeFileSync(RESULTS_FILE, `${out.join("\n")}\n`);

@@ -14,7 +14,7 @@
 import { GatewayError, renderError } from "../api/errors";
 import { isRecord, jsonText } from "../api/json";
 import type { JsonObject } from "../api/request-body";
-import { base64Floats } from "./openai-embeddings-to-gemini";
+import { openAiEmbeddingList } from "./openai-embedding-list";
 import { count, errorJson } from "./openai-to-bedrock-response";
 import type { TranslatedRequest, Translation, TranslationMeta, TranslationTarget } from "./types";
 
@@ -143,12 +143,7 @@ function embeddingsJson(body: Buffer, meta: TranslationMeta, header: ((name: str
   const answer = isRecord(r) ? readAnswer(r) : undefined;
   if (answer === undefined || !answer.vectors.every(isVector)) return invalid();
   const tokens = answer.tokens > 0 ? answer.tokens : count(Number(header?.(INPUT_TOKENS_HEADER)));
-  const base64 = meta.extra?.["base64"] === true;
-  const data = (answer.vectors as number[][]).map((v, index) => ({ object: "embedding", index, embedding: base64 ? base64Floats(v) : v }));
-  const model = meta.extra?.["model"];
-  return Buffer.from(
-    JSON.stringify({ object: "list", data, model: typeof model === "string" ? model : meta.clientModel, usage: { prompt_tokens: tokens, total_tokens: tokens } }),
-  );
+  return openAiEmbeddingList(answer.vectors as number[][], meta, tokens);
 }
 
 export const openAiEmbeddingsToBedrock: Translation = {

@@ -7,6 +7,7 @@ import { clientErrorBody } from "./client-errors";
 import { geminiErrorBody } from "./gemini-response";
 import type { TranslatedRequest, Translation, TranslationMeta, TranslationTarget } from "./types";
 import { isRecord, jsonText } from "../api/json";
+import { openAiEmbeddingList } from "./openai-embedding-list";
 
 const MAPPED = new Set(["model", "input", "dimensions", "encoding_format"]);
 
@@ -46,13 +47,6 @@ function requestEmbeddings(body: JsonObject, target: TranslationTarget): Transla
   };
 }
 
-/** OpenAI's base64 embedding: the float32 values, little-endian, as the Python SDK decodes them. */
-export function base64Floats(values: number[]): string {
-  const buf = Buffer.allocUnsafe(values.length * 4);
-  for (let i = 0; i < values.length; i++) buf.writeFloatLE(values[i]!, i * 4);
-  return buf.toString("base64");
-}
-
 function embeddingsJson(body: Buffer, meta: TranslationMeta): Buffer {
   let r: unknown;
   try {
@@ -66,16 +60,14 @@ function embeddingsJson(body: Buffer, meta: TranslationMeta): Buffer {
     return clientErrorBody("openai", { status: 500, message: typeof message === "string" ? message : "The provider reported an error." });
   }
   const list = Array.isArray(r["embeddings"]) ? r["embeddings"] : [];
-  const data: JsonObject[] = [];
-  for (let index = 0; index < list.length; index++) {
-    const raw = (list[index] as JsonObject | undefined)?.["values"];
+  const vectors: number[][] = [];
+  for (const e of list) {
+    const raw = (e as JsonObject | undefined)?.["values"];
     if (!Array.isArray(raw) || !raw.every((v) => typeof v === "number")) return renderError(new GatewayError("upstream_response_invalid"), "openai").body;
-    data.push({ object: "embedding", index, embedding: meta.extra?.["base64"] === true ? base64Floats(raw) : raw });
+    vectors.push(raw);
   }
-  const model = meta.extra?.["model"];
-  return Buffer.from(
-    JSON.stringify({ object: "list", data, model: typeof model === "string" ? model : meta.clientModel, usage: { prompt_tokens: 0, total_tokens: 0 } }),
-  );
+  // Gemini reports no token counts for embeddings.
+  return openAiEmbeddingList(vectors, meta, 0);
 }
 
 export const openAiEmbeddingsToGemini: Translation = {
