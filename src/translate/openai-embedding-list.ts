@@ -1,7 +1,8 @@
 // The OpenAI embeddings answer every translated embeddings pair builds: one `embedding` object per
-// input vector, base64 when the client asked for it, and the model and usage.
+// input vector, base64 when the client asked for it, and the model and usage; and the response
+// translator they share, which differs only in how the provider's JSON and errors are read.
 // https://platform.openai.com/docs/api-reference/embeddings/object
-import type { TranslationMeta } from "./types";
+import type { ResponseTranslator, TranslationMeta } from "./types";
 
 /** OpenAI's base64 embedding: the float32 values, little-endian, as the Python SDK decodes them. */
 export function base64Floats(values: number[]): string {
@@ -21,4 +22,16 @@ export function openAiEmbeddingList(vectors: number[][], meta: TranslationMeta, 
   return Buffer.from(
     JSON.stringify({ object: "list", data, model: typeof model === "string" ? model : meta.clientModel, usage: { prompt_tokens: inputTokens, total_tokens: inputTokens } }),
   );
+}
+
+/** An embeddings pair's response translator: a whole JSON answer or error, never a stream. */
+export function embeddingsResponse(json: ResponseTranslator["json"], error: ResponseTranslator["error"]): ResponseTranslator {
+  return {
+    status: (providerStatus) => providerStatus,
+    contentType: () => "application/json",
+    // Embeddings are never streamed; a body arriving this way is passed on as it is.
+    streamChunk: (chunk) => chunk,
+    json,
+    error,
+  };
 }

@@ -14,7 +14,7 @@
 import { GatewayError, renderError } from "../api/errors";
 import { isRecord, jsonText } from "../api/json";
 import type { JsonObject } from "../api/request-body";
-import { openAiEmbeddingList } from "./openai-embedding-list";
+import { embeddingsResponse, openAiEmbeddingList } from "./openai-embedding-list";
 import { count, errorJson } from "./openai-to-bedrock-response";
 import type { TranslatedRequest, Translation, TranslationMeta, TranslationTarget } from "./types";
 
@@ -151,12 +151,9 @@ export const openAiEmbeddingsToBedrock: Translation = {
   to: "embeddings",
   check: checkEmbeddings,
   request: requestEmbeddings,
-  response: (meta) => ({
-    status: (providerStatus) => providerStatus,
-    contentType: () => "application/json",
-    // Embeddings are never streamed; a body arriving this way is passed on as it is.
-    streamChunk: (chunk) => chunk,
-    json: (body, header) => embeddingsJson(body, meta, header),
-    error: (providerStatus, body, header) => errorJson(providerStatus, body, header),
-  }),
+  response: (meta) =>
+    embeddingsResponse(
+      (body, header) => embeddingsJson(body, meta, header),
+      (providerStatus, body, header) => errorJson(providerStatus, body, header),
+    ),
 };

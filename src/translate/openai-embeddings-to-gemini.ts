@@ -7,7 +7,7 @@ import { clientErrorBody } from "./client-errors";
 import { geminiErrorBody } from "./gemini-response";
 import type { TranslatedRequest, Translation, TranslationMeta, TranslationTarget } from "./types";
 import { isRecord, jsonText } from "../api/json";
-import { openAiEmbeddingList } from "./openai-embedding-list";
+import { embeddingsResponse, openAiEmbeddingList } from "./openai-embedding-list";
 
 const MAPPED = new Set(["model", "input", "dimensions", "encoding_format"]);
 
@@ -75,12 +75,9 @@ export const openAiEmbeddingsToGemini: Translation = {
   to: "embeddings",
   check: checkEmbeddings,
   request: requestEmbeddings,
-  response: (meta) => ({
-    status: (providerStatus) => providerStatus,
-    contentType: () => "application/json",
-    // Embeddings are never streamed; a body arriving this way is passed on as it is.
-    streamChunk: (chunk) => chunk,
-    json: (body) => embeddingsJson(body, meta),
-    error: (providerStatus, body) => geminiErrorBody(providerStatus, body),
-  }),
+  response: (meta) =>
+    embeddingsResponse(
+      (body) => embeddingsJson(body, meta),
+      (providerStatus, body) => geminiErrorBody(providerStatus, body),
+    ),
 };
