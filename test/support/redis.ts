@@ -65,7 +65,7 @@ function withPrefix(url: string): TestRedis {
 }
 
 async function pings(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 500, retryStrategy: () => null });
+  const client = new Redis(url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, connectTimeout: 2000, retryStrategy: () => null });
   client.on("error", () => undefined);
   try {
     await client.connect();
@@ -106,6 +106,7 @@ export async function startRedisServer(port?: number): Promise<OwnRedis> {
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once("exit", r));
+      child.ref(); // waited for: it holds the process until it has exited
       child.kill("SIGKILL");
       await exited;
     },
@@ -118,6 +119,10 @@ export async function startRedisServer(port?: number): Promise<OwnRedis> {
 
 async function launch(port: number): Promise<ChildProcess> {
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  // Unreferenced: a running redis-server must not keep the test file's process alive once its
+  // tests are done (node --test waits for that exit, so it would hang the whole run); the exit
+  // hook below kills it.
+  child.unref();
   started.push(child);
   const failed = new Promise<never>((_, reject) => child.once("error", (err) => reject(err)));
   const url = `redis://127.0.0.1:${port}`;
@@ -143,6 +148,7 @@ export async function startRedisCluster(): Promise<OwnCluster> {
   const children: ChildProcess[] = [];
   for (const p of ports) {
     const child = spawn("redis-server", ["--port", String(p), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--cluster-enabled", "yes", "--cluster-config-file", path.join(dir, `nodes-${p}.conf`)], { stdio: "ignore" });
+    child.unref();
     started.push(child);
     children.push(child);
   }
@@ -151,6 +157,7 @@ export async function startRedisCluster(): Promise<OwnCluster> {
       children.map(async (c) => {
         if (c.exitCode !== null) return;
         const exited = new Promise((r) => c.once("exit", r));
+        c.ref(); // waited for: it holds the process until it has exited
         c.kill("SIGKILL");
         await exited;
       }),
