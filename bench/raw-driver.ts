@@ -227,6 +227,24 @@ export class RawDriver {
     this.#frames = { router, responseBody, upstream };
   }
 
+  /**
+   * The request's frames as probe() built and checked them, each phase's concatenated in the order
+   * Envoy sends them (the router phase: request headers, request body, response headers, then the
+   * streamed response body's chunks if it asked for them), with the replies each stream gets: what a
+   * load generator that sends a stream's whole body at once (h2load -d, bench/h2load.ts) needs.
+   */
+  frames(): { router: Buffer; upstream: Buffer; routerReplies: number; upstreamReplies: number } {
+    const f = this.#frames;
+    if (f === undefined) throw new Error("probe() first");
+    const rb = f.responseBody;
+    return {
+      router: Buffer.concat([f.router.headers, f.router.body, f.router.responseHeaders, ...(rb === undefined ? [] : [rb.frames])]),
+      upstream: Buffer.concat(f.upstream),
+      routerReplies: 3 + (rb?.count ?? 0),
+      upstreamReplies: f.upstream.length,
+    };
+  }
+
   /** One request (after probe()), on the next connection in turn. */
   async request(): Promise<void> {
     const f = this.#frames;

@@ -179,7 +179,9 @@ async function main(): Promise<void> {
   const printWorkers = () => {
     if (workers === undefined) return;
     print();
-    print("`serve --workers N`: requests/s of the CLI with 1 worker and with 2, driven closed-loop by a minimal HTTP/2 client (bench/raw-driver.ts) on the same machine.");
+    print(
+      "`serve --workers N`: requests/s of the CLI with 1 worker and with 2, driven closed-loop on the same machine by two load generators in turn: a minimal HTTP/2 client in Node (bench/raw-driver.ts), which sends each request's messages in Envoy's order, waiting for each reply, and h2load (nghttp2's C client, bench/h2load.ts), which sends each phase's messages at once on a stream of its own and leaves the service more of the cores.",
+    );
     print();
     print(workersTable(workers));
   };

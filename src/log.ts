@@ -64,12 +64,38 @@ export class ThrottledErrorLog {
 const ms = (v: number | undefined): number | undefined => (v === undefined ? undefined : Math.round(v * 1000) / 1000);
 
 /**
+ * Per logger, a child with the same destination, bindings and level but no redaction, for the request
+ * line only. Its fields are fixed names, none of which a redaction path names (test/request-log.test.ts
+ * checks every field of a complete line), so redacting it could never change it; and redaction is by
+ * far the dearest part of a log call (pino's redactor copies the object: about 75 µs of a 90 µs line,
+ * most of the log's share of a request's CPU).
+ */
+const unredactedChildren = new WeakMap<Logger, Logger>();
+
+function unredacted(log: Logger): Logger {
+  let child = unredactedChildren.get(log);
+  if (child === undefined) {
+    child = log.child({}, { redact: { paths: [] } });
+    unredactedChildren.set(log, child);
+  }
+  // A child keeps the level it was made with; /debug/log-level changes the parent's.
+  if (child.level !== log.level) child.level = log.level;
+  return child;
+}
+
+/**
  * The one line per request (info): who, which route and targets, how it ended, what it used and
- * cost, and where the time went. Fields that do not apply are left out. Never a header or a body.
+ * cost, and where the time went. Never a header or a body.
  */
 export function logRequest(log: Logger, s: RequestSummary): void {
+  if (!log.isLevelEnabled("info")) return;
+  unredacted(log).info(requestLine(s), "request");
+}
+
+/** The request line's fields; those that do not apply are left undefined (pino omits them). */
+export function requestLine(s: RequestSummary): Record<string, unknown> {
   const usage = s.usage;
-  const line: Record<string, unknown> = {
+  return {
     requestId: s.requestId,
     consumer: s.consumer?.id,
     team: s.consumer?.team,
@@ -91,7 +117,6 @@ export function logRequest(log: Logger, s: RequestSummary): void {
     durationMs: ms(s.durationMs),
     overheadMs: ms(s.overheadMs),
   };
-  log.info(line, "request");
 }
 
 /**

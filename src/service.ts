@@ -33,6 +33,8 @@ export interface ServiceOptions {
   policyFile: string;
   /** Rules the policy must meet in this process besides being valid (at start and on reload). */
   policyRequirements?: readonly PolicyRequirement[];
+  /** Processes serving this replica's address (`serve --workers N`: N); divides `local` quota shares. */
+  processesPerReplica?: number;
   /** host:port or unix:/path. Port 0 picks a free port. */
   grpcListen: string;
   /** host:port for /healthz, /readyz; undefined disables it. */
@@ -117,7 +119,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     await redisReady(redis, 5000).catch((err: Error) => log.error({ err: err.message }, "Redis (quotas, cache) not reachable at start"));
   }
   exchange?.start();
-  const quota = new QuotaGate(quotaStore, log, { decided: (rule, decision) => metrics.requests.quotaDecided(rule, decision) });
+  const quota = new QuotaGate(quotaStore, log, { decided: (rule, decision) => metrics.requests.quotaDecided(rule, decision) }, opts.processesPerReplica ?? 1);
   const cache = new ResponseCache(cacheStore, log);
   metrics.requests.cacheStats(cache.stats);
   const requests: RequestSink = {

@@ -64,7 +64,9 @@ describe("router phase", () => {
     assert.equal(metadataCtx(r.body!), set["x-llm-router-ctx"]);
     for (const h of common?.header_mutation?.set_headers ?? []) {
       assert.equal(h.header.value, undefined, "raw_value only");
-      assert.equal(h.append?.value, false);
+      // Present and false (proto3 leaves a false value off the wire; Envoy reads has_append() true).
+      assert.ok(h.append !== undefined && h.append !== null);
+      assert.equal(h.append.value ?? false, false);
       assert.equal(h.append_action, "OVERWRITE_IF_EXISTS_OR_ADD");
     }
     assert.equal(common?.body_mutation, undefined, "plain JSON bodies are not rewritten by the router phase");

@@ -17,6 +17,7 @@ import { RouterPhase } from "../src/phases/router-phase";
 import { CLUSTER_ATTRIBUTE, UpstreamPhase } from "../src/phases/upstream-phase";
 import { PROVIDER_HEADERS } from "../src/providers/types";
 import { assertPrototypesClean, hostileKey, jsonObjectTree, jsonTree, renderJson, type JsonTree } from "./support/fuzz-arbitraries";
+import { asEnvoyReads } from "./support/envoy-protos";
 import { FuzzSuite } from "./support/fuzz-budget";
 import { checkMutation, type EncodedMutation } from "./support/fuzz-mutations";
 import { CLIENT_KEYS, FUZZ_ROUTE_HEADER, fuzzDeps, fuzzPolicy, PROVIDER_SECRETS, ROUTED_MODELS } from "./support/fuzz-service";
@@ -149,7 +150,7 @@ function apply(list: HeaderList, m: EncodedMutation | undefined): HeaderList {
   let out = list.filter(([k]) => !remove.has(k));
   for (const h of m.set_headers ?? []) {
     out = out.filter(([k]) => k !== h.header.key);
-    out.push([h.header.key, h.header.raw_value!]);
+    out.push([h.header.key, (h.header.raw_value ?? Buffer.alloc(0))]);
   }
   return out;
 }
@@ -167,10 +168,10 @@ async function step(phase: RouterPhase | UpstreamPhase, msg: ExtProcMessage, nam
     if (err instanceof ProtocolError) return undefined;
     throw err;
   }
-  const encoded = encodeReply(msg.kind, reply) as Encoded;
+  const encoded = asEnvoyReads(encodeReply(msg.kind, reply)) as Encoded;
   checkMutation(mutationOf(encoded, msg.kind), name, msg.kind);
   const m = mutationOf(encoded, msg.kind);
-  for (const h of m?.set_headers ?? []) seen.push(Buffer.concat([Buffer.from(`${h.header.key}: `), h.header.raw_value!]));
+  for (const h of m?.set_headers ?? []) seen.push(Buffer.concat([Buffer.from(`${h.header.key}: `), (h.header.raw_value ?? Buffer.alloc(0))]));
   if (reply.kind === "immediate") seen.push(reply.body);
   else if (reply.body !== undefined) seen.push(reply.body);
   return { reply, encoded };
@@ -270,7 +271,7 @@ async function roundTrip(req: ClientRequest): Promise<void> {
 }
 
 function setBy(encoded: Encoded, kind: MessageKind, name: string, value?: Buffer): boolean {
-  return (mutationOf(encoded, kind)?.set_headers ?? []).some((s) => s.header.key === name && (value === undefined || s.header.raw_value!.equals(value)));
+  return (mutationOf(encoded, kind)?.set_headers ?? []).some((s) => s.header.key === name && (value === undefined || (s.header.raw_value ?? Buffer.alloc(0)).equals(value)));
 }
 
 /** No provider credential in anything that goes back to the client. */
@@ -369,18 +370,18 @@ describe("fuzz: header handling", () => {
         fc.constantFrom(...kinds),
         reply,
         suite.counted((kind, r) => {
-          const encoded = encodeReply(kind, r as PhaseReply) as Encoded;
+          const encoded = asEnvoyReads(encodeReply(kind, r as PhaseReply)) as Encoded;
           const m = r.kind === "immediate" ? encoded.immediate_response!.headers : (((encoded[kind] as { response?: { header_mutation?: EncodedMutation }; header_mutation?: EncodedMutation } | undefined)?.response?.header_mutation ?? (encoded[kind] as { header_mutation?: EncodedMutation } | undefined)?.header_mutation));
           const set = r.kind === "immediate" ? r.headers : r.headers.set;
           if (set.length === 0 && (r.kind === "immediate" || r.headers.remove.length === 0)) return;
           assert.ok(m !== undefined);
           assert.deepEqual(
-            (m.set_headers ?? []).map((s) => [s.header.key, s.header.raw_value!.toString("latin1")]),
+            (m.set_headers ?? []).map((s) => [s.header.key, (s.header.raw_value ?? Buffer.alloc(0)).toString("latin1")]),
             set,
           );
           for (const s of m.set_headers ?? []) {
             assert.equal(s.header.value, undefined);
-            assert.deepEqual(s.append, { value: false });
+            assert.ok(s.append !== undefined && s.append !== null && (s.append.value ?? false) === false);
             assert.equal(s.append_action, "OVERWRITE_IF_EXISTS_OR_ADD");
           }
         }),

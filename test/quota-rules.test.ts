@@ -9,6 +9,7 @@ import { PolicyError } from "../src/policy/policy-error";
 import { calendarWindow, resetDuration } from "../src/quota/limit-kinds";
 import { applicableRules, checksFor, type CompiledLimits, type QuotaSubject } from "../src/quota/limit-rules";
 import { ledgerKey, QuotaGate } from "../src/quota/quota-gate";
+import type { QuotaStore } from "../src/quota/quota-store";
 import { rateLimitHeaders } from "../src/quota/rate-limit-headers";
 import { bodyMessage, ExtProcTestClient, headersMessage, setHeaders } from "./support/ext-proc-client";
 import { examplePolicy, startTestService } from "./support/service";
@@ -174,6 +175,31 @@ describe("quota gate (memory store)", () => {
     assert.deepEqual(again.headers[1], ["x-ratelimit-remaining-tokens", "3000"], "10,000 - 1,000 used - 6,000 reserved");
     await gate.idle();
     assert.deepEqual(await gate.local.ledger(ledgerKey("alice", T0)), { requests: 1, input_tokens: 800, output_tokens: 200, cached_input_tokens: 100, reasoning_tokens: 50, nano_usd: 3_000_000 });
+  });
+
+  it("while the store is down, a local rule's share is divided by replicas and by the workers of each", async () => {
+    // A shared store that is unreachable: every call fails as a Redis outage does.
+    const down: QuotaStore = {
+      admit: () => Promise.reject(new Error("connect ECONNREFUSED")),
+      settle: () => Promise.reject(new Error("connect ECONNREFUSED")),
+      ledger: () => Promise.reject(new Error("connect ECONNREFUSED")),
+      close: () => Promise.resolve(),
+    };
+    const limits = compiled({ rules: [{ name: "ci", requestsPerMinute: 12, failMode: "local" }], replicas: 2 }).limits;
+    const admitted = async (gate: QuotaGate) => {
+      let n = 0;
+      for (let i = 0; i < 10; i++) {
+        try {
+          await gate.admit(limits, subject(), reservation, T0);
+          n++;
+        } catch (err) {
+          assert.ok(err instanceof GatewayError && err.code === "rate_limit_exceeded");
+        }
+      }
+      return n;
+    };
+    assert.equal(await admitted(new QuotaGate(down, log)), 6, "12 a minute over 2 replicas");
+    assert.equal(await admitted(new QuotaGate(down, log, undefined, 2)), 3, "12 over 2 replicas of 2 workers each");
   });
 
   it("admits synchronously when no rule applies", () => {

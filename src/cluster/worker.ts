@@ -60,7 +60,7 @@ export async function runWorker(config: ServeConfig, startServing: StartServing)
   });
 
   try {
-    service = await startServing(config, log, { adminListen: undefined, policyRequirements: clusterRequirements(config) });
+    service = await startServing(config, log, { adminListen: undefined, policyRequirements: clusterRequirements(config), processesPerReplica: config.workers });
   } catch (err) {
     // The primary sees the exit before the worker was ready and stops; the reason goes to stderr
     // as `serve` writes it.

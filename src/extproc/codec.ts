@@ -1,7 +1,10 @@
-// Proto objects (as @grpc/proto-loader yields them: keepCase, oneofs, bytes as Buffer) <-> the plain
-// forms in messages.ts.
+// ext_proc messages as protobufjs decodes them (field names as in the .proto files, oneof names as
+// getters naming the field set, bytes as Buffers, unset fields at their defaults) -> the plain forms
+// in messages.ts; and replies -> objects protobufjs encodes as they are (proto.ts): enums as numbers,
+// bytes as Buffers, only the fields that are set.
 import { RequestHeaders } from "../api/request-headers";
 import type { ExtProcMessage, HeaderEdits, JsonValue, MessageKind, PhaseReply } from "./messages";
+import { asBuffer, extProcProtos } from "./proto";
 
 /** The attribute key Envoy uses for request_attributes in ProcessingRequest.attributes. */
 export const EXT_PROC_ATTRIBUTES_KEY = "envoy.filters.http.ext_proc";
@@ -9,7 +12,7 @@ export const EXT_PROC_ATTRIBUTES_KEY = "envoy.filters.http.ext_proc";
 interface ProtoHeaderValue {
   key?: string;
   value?: string;
-  raw_value?: Buffer;
+  raw_value?: Uint8Array;
 }
 interface ProtoHeaderMap {
   headers?: ProtoHeaderValue[];
@@ -30,12 +33,14 @@ export interface ProtoProcessingRequest {
   request?: string;
   request_headers?: { headers?: ProtoHeaderMap; end_of_stream?: boolean };
   response_headers?: { headers?: ProtoHeaderMap; end_of_stream?: boolean };
-  request_body?: { body?: Buffer; end_of_stream?: boolean };
-  response_body?: { body?: Buffer; end_of_stream?: boolean };
+  request_body?: { body?: Uint8Array; end_of_stream?: boolean };
+  response_body?: { body?: Uint8Array; end_of_stream?: boolean };
   request_trailers?: unknown;
   response_trailers?: unknown;
   attributes?: Record<string, ProtoStruct>;
   metadata_context?: { filter_metadata?: Record<string, ProtoStruct> };
+  /** Set instead of the rest when the bytes were not a ProcessingRequest (proto.ts). */
+  undecodable?: string;
 }
 
 export class MalformedMessage extends Error {
@@ -46,6 +51,7 @@ export class MalformedMessage extends Error {
 const CONTROL_CHARACTER = /[\0\r\n]/;
 
 export function decodeRequest(req: ProtoProcessingRequest): ExtProcMessage {
+  if (req.undecodable !== undefined) throw new MalformedMessage(`not a ProcessingRequest: ${req.undecodable}`);
   const attributesStruct = req.attributes?.[EXT_PROC_ATTRIBUTES_KEY];
   const attributes = attributesStruct ? structToJson(attributesStruct) : undefined;
   const fm = req.metadata_context?.filter_metadata;
@@ -64,7 +70,9 @@ export function decodeRequest(req: ProtoProcessingRequest): ExtProcMessage {
     case "request_body":
     case "response_body": {
       const b = req.request === "request_body" ? req.request_body : req.response_body;
-      return { kind: req.request, body: b?.body ?? Buffer.alloc(0), endOfStream: b?.end_of_stream === true, attributes, metadata };
+      // An unset bytes field decodes as protobufjs's shared empty array, not a Buffer.
+      const body = b?.body;
+      return { kind: req.request, body: body !== undefined && body.length > 0 ? asBuffer(body) : Buffer.alloc(0), endOfStream: b?.end_of_stream === true, attributes, metadata };
     }
     case "request_trailers":
     case "response_trailers":
@@ -82,7 +90,7 @@ function decodeHeaders(map: ProtoHeaderMap | undefined): RequestHeaders {
     const h = list[i]!;
     if (typeof h.key !== "string" || h.key === "") throw new MalformedMessage("header without a name");
     // Current Envoy sends raw_value; old versions only `value`.
-    const value = h.raw_value !== undefined && h.raw_value.length > 0 ? h.raw_value.toString("latin1") : (h.value ?? "");
+    const value = h.raw_value !== undefined && h.raw_value.length > 0 ? asBuffer(h.raw_value).toString("latin1") : (h.value ?? "");
     // Envoy's codecs refuse NUL, CR and LF in field values (RFC 9110 section 5.5), so a message
     // holding one is not Envoy's. Refused here, such a value can never reach a header mutation
     // (:path, anthropic-version and -beta are relayed): Envoy rejects those as invalid
@@ -117,13 +125,14 @@ function valueToJson(v: ProtoValue): JsonValue {
 }
 
 function headerMutation(edits: HeaderEdits): object {
+  const overwrite = extProcProtos().appendOverwriteIfExistsOrAdd;
   return {
     // Explicit overwrite: an unset `append` means append on newer Envoy versions, which would turn
     // a rewritten authorization into two values. raw_value only: value+raw_value is a 500.
     set_headers: edits.set.map(([key, value]) => ({
       header: { key, raw_value: Buffer.from(value, "latin1") },
       append: { value: false },
-      append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
+      append_action: overwrite,
     })),
     remove_headers: edits.remove,
   };
@@ -142,7 +151,7 @@ function stringStruct(ns: Record<string, Record<string, string>>): ProtoStruct {
 /** A ProcessingResponse that only asks for more time (google.protobuf.Duration). */
 export function encodeTimeoutOverride(ms: number): object {
   const whole = Math.max(1, Math.round(ms));
-  return { override_message_timeout: { seconds: String(Math.floor(whole / 1000)), nanos: (whole % 1000) * 1_000_000 } };
+  return { override_message_timeout: { seconds: Math.floor(whole / 1000), nanos: (whole % 1000) * 1_000_000 } };
 }
 
 /** Encodes the reply to `kind` as a ProcessingResponse. */
@@ -167,6 +176,6 @@ export function encodeReply(kind: MessageKind, reply: PhaseReply): object {
   if (reply.clearRouteCache) common.clear_route_cache = true;
   // mode_override is a whole ProcessingMode; the unset fields keep their defaults (headers SEND,
   // bodies NONE, trailers SKIP), and only the response body and trailers are still ahead.
-  const override = reply.streamResponseBody ? { mode_override: { response_body_mode: "STREAMED" } } : {};
+  const override = reply.streamResponseBody ? { mode_override: { response_body_mode: extProcProtos().bodyModeStreamed } } : {};
   return { [kind]: { response: common }, ...dynamic, ...override };
 }

@@ -5,9 +5,11 @@
 //
 // Labels are bounded: phases, message kinds and outcomes are fixed sets; route, target and model
 // values come from the policy only (labels.ts). The hot path observes through pre-resolved
-// children (prom-client's labels() hashes the label values on every call otherwise).
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+// children (prom-client's labels() hashes the label values on every call otherwise), and its
+// histograms are BucketHistograms (bucket-histogram.ts: prom-client's exposition, a cheaper observe).
+import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 import type { ExtProcMessage, StreamOutcome } from "../extproc/messages";
+import { BucketHistogram } from "./bucket-histogram";
 import { PREFIX } from "./labels";
 import { RequestMetrics } from "./request-metrics";
 
@@ -44,7 +46,7 @@ export class GatewayMetrics {
   readonly requests = new RequestMetrics(this.registry);
   readonly #streams: Counter<"phase" | "end">;
   readonly #active: Gauge<"phase">;
-  readonly #answer: Histogram<"phase" | "message">;
+  readonly #answer: BucketHistogram;
   readonly #reloads: Counter<"result">;
   readonly #policyInfo: Gauge<"hash">;
   readonly #streamMetrics = new Map<Phase, StreamMetrics>();
@@ -53,7 +55,7 @@ export class GatewayMetrics {
     const registers = [this.registry];
     this.#streams = new Counter({ name: `${PREFIX}ext_proc_streams_total`, help: "ext_proc streams that ended, by phase and how: ok (Envoy half-closed), cancelled (Envoy or the client went away), error (the service ended it with a gRPC error)", labelNames: ["phase", "end"], registers });
     this.#active = new Gauge({ name: `${PREFIX}ext_proc_streams_active`, help: "ext_proc streams open now, by phase (router phase: requests in flight)", labelNames: ["phase"], registers });
-    this.#answer = new Histogram({ name: `${PREFIX}ext_proc_message_duration_seconds`, help: "Time from receiving an ext_proc message to writing its reply (Redis and cache waits included), by phase and message", labelNames: ["phase", "message"], buckets: MESSAGE_BUCKETS, registers });
+    this.#answer = new BucketHistogram({ name: `${PREFIX}ext_proc_message_duration_seconds`, help: "Time from receiving an ext_proc message to writing its reply (Redis and cache waits included), by phase and message", labelNames: ["phase", "message"], buckets: MESSAGE_BUCKETS, registers });
     // Policy state, not per-process work: with `serve --workers N` every worker reloads the same
     // file, so the primary's /metrics takes the largest worker's count and the live hashes (each 1),
     // not N times either (src/cluster/cluster-metrics.ts). Everything else sums.

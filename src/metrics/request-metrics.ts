@@ -6,12 +6,13 @@
 // Children are memoised per label combination: prom-client's labels() validates and hashes the
 // values on every call, which at a dozen series per request would be a visible share of the
 // router's CPU. The memo maps are bounded because every label value is (see labels.ts).
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, type Registry } from "prom-client";
 import { ERROR_CATALOGUE } from "../api/errors";
 import type { CacheStats } from "../cache/response-cache";
 import type { CompiledPolicy, CompiledTarget } from "../policy/compile";
 import type { AttemptSummary, RequestSummary } from "../phases/request-summary";
 import type { Usage } from "../usage/usage";
+import { BucketHistogram, type Observer } from "./bucket-histogram";
 import { genAiOperation, genAiProvider, modelLabel, NONE, PREFIX, ResponseModelLabels, statusClass } from "./labels";
 
 const NANO = 1e-9;
@@ -43,9 +44,7 @@ export type CooldownSource = "local" | "shared";
 interface Inc {
   inc(v?: number): void;
 }
-interface Observe {
-  observe(v: number): void;
-}
+type Observe = Observer;
 
 /** Children of the GenAI histograms for one combination of the five GenAI labels. */
 interface GenAiSeries {
@@ -70,8 +69,8 @@ export class RequestMetrics {
   readonly #fallbacks: Counter<string>;
   readonly #truncated: Counter<string>;
   readonly #attempts: Counter<string>;
-  readonly #upstreamLatency: Histogram<string>;
-  readonly #overhead: Histogram<string>;
+  readonly #upstreamLatency: BucketHistogram;
+  readonly #overhead: BucketHistogram;
   readonly #quota: Counter<string>;
   readonly #reservedTokens: Counter<string>;
   readonly #settledTokens: Counter<string>;
@@ -83,16 +82,16 @@ export class RequestMetrics {
   readonly #cacheLookups: Counter<string>;
   readonly #cooldowns: Counter<string>;
   #cacheStats: CacheStats | undefined;
-  readonly #redisTime: Histogram<string>;
+  readonly #redisTime: BucketHistogram;
   readonly #redisErrors: Counter<string>;
-  readonly #genAiTokens: Histogram<string>;
-  readonly #genAiDuration: Histogram<string>;
-  readonly #genAiTtft: Histogram<string>;
-  readonly #genAiTpot: Histogram<string>;
+  readonly #genAiTokens: BucketHistogram;
+  readonly #genAiDuration: BucketHistogram;
+  readonly #genAiTtft: BucketHistogram;
+  readonly #genAiTpot: BucketHistogram;
 
   readonly #responseModels = new ResponseModelLabels();
   /** Children by metric, then by label values. */
-  readonly #children = new Map<Counter<string> | Histogram<string>, Map<string, Inc | Observe>>();
+  readonly #children = new Map<Counter<string> | BucketHistogram, Map<string, Inc | Observe>>();
   readonly #genAi = new Map<string, GenAiSeries>();
   readonly #routerOverhead: Observe;
   readonly #upstreamOverhead: Observe;
@@ -100,7 +99,7 @@ export class RequestMetrics {
   constructor(registry: Registry) {
     const registers = [registry];
     const counter = (name: string, help: string, labelNames: string[]) => new Counter({ name, help, labelNames, registers });
-    const histogram = (name: string, help: string, labelNames: readonly string[], buckets: number[]) => new Histogram({ name, help, labelNames: [...labelNames], buckets, registers });
+    const histogram = (name: string, help: string, labelNames: readonly string[], buckets: number[]) => new BucketHistogram({ name, help, labelNames, buckets, registers });
 
     this.#requests = counter(`${PREFIX}requests_total`, "Requests by route, answering target and provider, outcome (success, upstream_error, refused, cache_hit, truncated, cancelled, error) and status class", ["route", "target", "provider", "outcome", "status_class"]);
     this.#refusals = counter(`${PREFIX}gateway_errors_total`, "Errors the gateway answered itself, by error-catalogue code (README \"Errors\")", ["code"]);
@@ -246,8 +245,8 @@ export class RequestMetrics {
 
   /** A memoised child of a labelled metric (labels in the metric's labelNames order). */
   #child(metric: Counter<string>, ...values: string[]): Inc;
-  #child(metric: Histogram<string>, ...values: string[]): Observe;
-  #child(metric: Counter<string> | Histogram<string>, ...values: string[]): Inc | Observe {
+  #child(metric: BucketHistogram, ...values: string[]): Observe;
+  #child(metric: Counter<string> | BucketHistogram, ...values: string[]): Inc | Observe {
     const children = memo(this.#children, metric, () => new Map<string, Inc | Observe>());
     return memo(children, values.join("\u0000"), () => metric.labels(...values));
   }

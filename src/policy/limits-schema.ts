@@ -44,7 +44,8 @@ export const limitRuleSchema = z
     concurrent: count.optional(),
     /**
      * When the quota store (Redis) cannot be reached: `open` admits (counting in this replica only),
-     * `closed` answers 503, `local` enforces this replica's share (limit / limits.replicas).
+     * `closed` answers 503, `local` enforces this process's share (limit / (limits.replicas x the
+     * `serve --workers` count)).
      */
     failMode: z.enum(FAIL_MODES).default("open"),
   })
@@ -57,7 +58,10 @@ export const limitsSchema = z
   .strictObject({
     ...comment,
     rules: z.array(limitRuleSchema).default([]),
-    /** Replicas sharing the store; with failMode `local` each enforces limit / replicas meanwhile. */
+    /**
+     * Replicas (pods, machines) sharing the store, not processes: with failMode `local` each replica
+     * enforces limit / replicas meanwhile, split again over its `serve --workers` by itself.
+     */
     replicas: count.default(1),
     /**
      * Output tokens reserved for a request that names no max_tokens (a route may set its own

@@ -57,6 +57,11 @@ export class QuotaGate {
     readonly remote: QuotaStore | undefined,
     log: Logger,
     private readonly observer?: QuotaObserver,
+    /**
+     * Processes that share this replica's address (`serve --workers N`): each counts on its own while
+     * the store is down, so a `local` rule's share is limit / (limits.replicas x N).
+     */
+    private readonly processesPerReplica = 1,
   ) {
     this.#errorLog = new ThrottledErrorLog(log, STORE_ERROR_LOG_INTERVAL_MS, "quota store unreachable: rules follow their failMode");
   }
@@ -116,7 +121,7 @@ export class QuotaGate {
     }
     this.stats.failModeAdmissions++;
     for (const r of rules) this.observer?.decided(r.name, "fail_open");
-    const share = (r: CompiledLimitRule) => (r.failMode === "local" ? limits.replicas : Infinity);
+    const share = (r: CompiledLimitRule) => (r.failMode === "local" ? limits.replicas * this.processesPerReplica : Infinity);
     const { checks } = checksFor(rules, subject, reservation, now, limits.leaseTtlMs, share);
     return { checks, outcome: this.local.admitNow(checks, requestId, now) };
   }

@@ -77,7 +77,9 @@ function setMode(option: HeaderValueOptionMsg, exists: boolean): "append" | "ove
     case "OVERWRITE_IF_EXISTS":
       return exists ? "overwrite" : "skip";
     default:
-      return option.append?.value === false ? "overwrite" : "append";
+      // As Envoy's C++ protobuf reads it: a present BoolValue whose false value proto3 left off the
+      // wire (decoded here as {}) is has_append() true, value() false.
+      return option.append != null && option.append.value !== true ? "overwrite" : "append";
   }
 }
 

@@ -2,6 +2,7 @@
 // (about Envoy 1.31) under deps/. Tests load them from there; they are never copied into the repo.
 import path from "node:path";
 import { loadSync, type PackageDefinition } from "@grpc/proto-loader";
+import { loadExtProcService } from "../../src/extproc/proto";
 
 const XDS_PACKAGE_ROOT = path.dirname(require.resolve("@grpc/grpc-js-xds/package.json"));
 
@@ -35,4 +36,16 @@ export function envoyExtProcDefinition(): PackageDefinition {
     oneofs: true,
   });
   return extProcDefinition;
+}
+
+let serviceSerializer: ((reply: object) => Buffer) | undefined;
+
+/**
+ * A reply as Envoy reads it: encoded by the service's own serializer (src/extproc/proto.ts), decoded
+ * with Envoy's protos (enums by name, unset fields absent).
+ */
+export function asEnvoyReads(reply: object): Record<string, unknown> {
+  serviceSerializer ??= loadExtProcService().Process!.responseSerialize as (reply: object) => Buffer;
+  const envoy = envoyExtProcDefinition()["envoy.service.ext_proc.v3.ExternalProcessor"] as unknown as Record<string, { responseDeserialize(b: Buffer): Record<string, unknown> }>;
+  return envoy.Process!.responseDeserialize(serviceSerializer(reply));
 }
