@@ -17,14 +17,18 @@ export type FromServer =
   | { type: "memory"; id: number; rss: number; heapUsed: number; heapTotal: number; external: number; gcRan: boolean }
   | { type: "failed"; message: string };
 
-/** Wires a server child: answers CPU and memory queries, stops on request, exits when the driver goes away. */
-export function serveIpc(stop: () => Promise<void>): void {
+/**
+ * Wires a server child: answers CPU and memory queries, stops on request, exits when the driver
+ * goes away. `otherCpuUs`: CPU of processes serving with it (a cluster's workers), added to its own
+ * user time.
+ */
+export function serveIpc(stop: () => Promise<void>, otherCpuUs: () => number = () => 0): void {
   const send = (m: FromServer) => process.send?.(m);
   process.on("message", (raw: unknown) => {
     const m = raw as ToServer;
     if (m.type === "cpu") {
       const u = process.cpuUsage();
-      send({ type: "cpu", id: m.id, user: u.user, system: u.system });
+      send({ type: "cpu", id: m.id, user: u.user + otherCpuUs(), system: u.system });
     } else if (m.type === "memory") {
       const gc = m.gc ? globalThis.gc : undefined;
       gc?.();

@@ -13,14 +13,26 @@ import type { Flow, RequestCase } from "./envoy-client";
 import { fmt, percentile, type Server } from "./measure";
 import { runAtRate, sortedPercentile, type RateResult, type RateRun } from "./schedule";
 
+/** What the schedule drives: one request of the workload, and the server's CPU so far. */
+export interface RateTarget {
+  fire(): Promise<unknown>;
+  /** The server's CPU time so far (all its processes), µs. */
+  cpuUs(): Promise<number>;
+}
+
 export interface OpenLoopWorkload {
   name: string;
-  flow: Flow;
-  c: RequestCase;
   /** Offered rates, requests/s, ascending. */
   rates: number[];
   /** Sets up the clients for this workload (the do-nothing server's routing template). */
   before: () => void;
+  targets: Record<ServerRole, RateTarget>;
+}
+
+/** A workload on the bench's server children, through the Envoy-like client. */
+export function childTargets(servers: Record<ServerRole, Server>, flow: Flow, c: RequestCase): Record<ServerRole, RateTarget> {
+  const target = (server: Server): RateTarget => ({ fire: () => server.client.request(flow, c), cpuUs: () => server.child.cpu() });
+  return { service: target(servers.service), "do-nothing": target(servers["do-nothing"]) };
 }
 
 export interface OpenLoopSettings {
@@ -66,14 +78,18 @@ const envNumber = (name: string, fallback: number): number => {
  * The knobs, from the environment: OPEN_LOOP_RATES (JSON, default 500,1000,2000),
  * OPEN_LOOP_STREAM_RATES (default 50,100,200: a 200-chunk stream is ~200 ext_proc messages, and
  * the service completes ~140 of them per second on the 2-core development machine, so 500/s and up
- * would only show three saturated runs), OPEN_LOOP_SECONDS (measured, default 10 x BENCH_SCALE),
+ * would only show three saturated runs), OPEN_LOOP_WORKERS_RATES and OPEN_LOOP_WORKERS_STREAM_RATES
+ * (`serve --workers 2`, bench/open-loop-workers.ts: default 500,1000,1500,2000 and 100,200),
+ * OPEN_LOOP_SECONDS (measured, default 10 x BENCH_SCALE),
  * OPEN_LOOP_WARMUP_SECONDS (default 2, scaled down with BENCH_SCALE < 1), OPEN_LOOP_MAX_IN_FLIGHT
  * (default 1000).
  */
-export function openLoopFromEnv(scale: number): { jsonRates: number[]; streamRates: number[]; settings: OpenLoopSettings } {
+export function openLoopFromEnv(scale: number): { jsonRates: number[]; streamRates: number[]; workersJsonRates: number[]; workersStreamRates: number[]; settings: OpenLoopSettings } {
   return {
     jsonRates: numberList(process.env.OPEN_LOOP_RATES, [500, 1000, 2000]),
     streamRates: numberList(process.env.OPEN_LOOP_STREAM_RATES, [50, 100, 200]),
+    workersJsonRates: numberList(process.env.OPEN_LOOP_WORKERS_RATES, [500, 1000, 1500, 2000]),
+    workersStreamRates: numberList(process.env.OPEN_LOOP_WORKERS_STREAM_RATES, [100, 200]),
     settings: {
       durationMs: 1000 * envNumber("OPEN_LOOP_SECONDS", 10 * scale),
       warmupMs: 1000 * envNumber("OPEN_LOOP_WARMUP_SECONDS", 2 * Math.min(1, scale)),
@@ -84,35 +100,32 @@ export function openLoopFromEnv(scale: number): { jsonRates: number[]; streamRat
   };
 }
 
-async function measureOne(server: Server, w: OpenLoopWorkload, rate: number, s: OpenLoopSettings): Promise<Omit<OpenLoopRow, "workload" | "server">> {
+async function measureOne(target: RateTarget, rate: number, s: OpenLoopSettings): Promise<Omit<OpenLoopRow, "workload" | "server">> {
   const run: RateRun = { perSecond: rate, warmupMs: s.warmupMs, durationMs: s.durationMs, maxInFlight: s.maxInFlight, drainTimeoutMs: s.drainTimeoutMs };
   let cpu0: Promise<number> | undefined;
   let driver0: NodeJS.CpuUsage | undefined;
-  const r = await runAtRate(run, () => server.client.request(w.flow, w.c), {
+  const r = await runAtRate(run, () => target.fire(), {
     onWindowStart: () => {
-      cpu0 = server.child.cpu();
+      cpu0 = target.cpuUs();
       driver0 = process.cpuUsage();
     },
   });
   const driver = process.cpuUsage(driver0);
-  const cpu = (await server.child.cpu()) - (await (cpu0 ?? server.child.cpu()));
+  const cpu = (await target.cpuUs()) - (await (cpu0 ?? target.cpuUs()));
   const served = Math.max(1, r.servedSinceWindow);
   return { rate, r, serverCpuUs: cpu / served, driverCpuUs: (driver.user + driver.system) / served };
 }
 
 /** Every workload at every rate on both servers; the first server alternates from rate to rate. */
-export async function measureOpenLoop(servers: { service: Server; noop: Server }, workloads: OpenLoopWorkload[], s: OpenLoopSettings): Promise<OpenLoopRow[]> {
+export async function measureOpenLoop(workloads: OpenLoopWorkload[], s: OpenLoopSettings): Promise<OpenLoopRow[]> {
   const rows: OpenLoopRow[] = [];
   for (const w of workloads) {
     w.before();
     for (const [k, rate] of w.rates.entries()) {
-      const order: Array<[ServerRole, Server]> = [
-        ["do-nothing", servers.noop],
-        ["service", servers.service],
-      ];
+      const order: ServerRole[] = ["do-nothing", "service"];
       if (k % 2 === 1) order.reverse();
-      for (const [role, server] of order) {
-        const m = await measureOne(server, w, rate, s);
+      for (const role of order) {
+        const m = await measureOne(w.targets[role], rate, s);
         rows.push({ workload: w.name, server: role, ...m });
         console.error(`  open loop: ${w.name}, ${rate}/s, ${role}: p99 ${fmt(percentile(m.r.latencies, 99), 2)} ms, achieved ${fmt(m.r.achieved, 0)}/s${m.r.dropped > 0 ? `, ${m.r.dropped} dropped` : ""}`);
       }
@@ -139,7 +152,7 @@ const lagP99 = (r: RateResult) => sortedPercentile(r.startLag, 99);
 
 export function printOpenLoop(rows: OpenLoopRow[], s: OpenLoopSettings, print: (line?: string) => void): void {
   print(
-    `Open loop: requests start on a fixed schedule (request i at start + i / rate, evenly spaced) whatever earlier ones do, as independent clients would. Latency runs from when a request was due to its router stream's OK status (the whole ext_proc exchange, the upstream stream inside it), so a server that falls behind is charged for the wait (no coordinated omission). Per workload, rate and server: ${fmt(s.warmupMs / 1000, 1)} s at the rate as warm-up, then ${fmt(s.durationMs / 1000, 1)} s measured; the servers take turns. Answered: the measured requests answered (the percentiles' sample; p99.9 needs a thousand or more). Achieved: requests finished per second of the measured window. Kept up: achieved at least ${KEPT_UP_SHARE * 100} % of offered, none failed, none dropped (at most ${s.maxInFlight} requests in flight: past that a due request is not sent). Where requests were dropped the percentiles cover only those answered (the ones that found room), so they understate. Added: the service minus the do-nothing server at the same rate and percentile, where both kept up ("saturated" otherwise: the difference between two queues says nothing). Server CPU: the child's, from the window's start until the run drained, per request finished meanwhile; driver CPU: this process's (the Envoy-like client). Start lag: how late the driver started requests (p99); over ${s.lagLimitMs} ms (⚠) the driver itself was behind schedule, so part of the latency is the driver's.`,
+    `Open loop: requests start on a fixed schedule (request i at start + i / rate, evenly spaced) whatever earlier ones do, as independent clients would. Latency runs from when a request was due to its router stream's OK status (the whole ext_proc exchange, the upstream stream inside it), so a server that falls behind is charged for the wait (no coordinated omission). Per workload, rate and server: ${fmt(s.warmupMs / 1000, 1)} s at the rate as warm-up, then ${fmt(s.durationMs / 1000, 1)} s measured; the servers take turns. Answered: the measured requests answered (the percentiles' sample; p99.9 needs a thousand or more). Achieved: requests finished per second of the measured window. Kept up: achieved at least ${KEPT_UP_SHARE * 100} % of offered, none failed, none dropped (at most ${s.maxInFlight} requests in flight: past that a due request is not sent). Where requests were dropped the percentiles cover only those answered (the ones that found room), so they understate. Added: the service minus the do-nothing server at the same rate and percentile, where both kept up ("saturated" otherwise: the difference between two queues says nothing). Server CPU: the child's, from the window's start until the run drained, per request finished meanwhile; driver CPU: this process's (the Envoy-like client; for the \`serve --workers\` rows the raw driver, bench/raw-driver.ts, which costs a fraction of it, and both servers run as a node:cluster primary and workers, their CPU summed). Start lag: how late the driver started requests (p99); over ${s.lagLimitMs} ms (⚠) the driver itself was behind schedule, so part of the latency is the driver's.`,
   );
   print();
   print("| Workload | Offered req/s | Server | Answered | Achieved req/s | Kept up | p50 ms | p99 ms | p99.9 ms | Added p50 / p99 / p99.9 ms | Server CPU µs/req | Driver CPU µs/req | Start lag p99 ms |");

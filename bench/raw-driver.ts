@@ -228,6 +228,15 @@ export class RawDriver {
   }
 
   /**
+   * Sends the requests `other` probed, unchecked: the do-nothing server makes no routing decision
+   * to probe, and gets the same messages as the service (the probe's signed context included).
+   */
+  reuse(other: RawDriver): void {
+    if (other.#frames === undefined) throw new Error("probe() the other driver first");
+    this.#frames = other.#frames;
+  }
+
+  /**
    * The request's frames as probe() built and checked them, each phase's concatenated in the order
    * Envoy sends them (the router phase: request headers, request body, response headers, then the
    * streamed response body's chunks if it asked for them), with the replies each stream gets: what a

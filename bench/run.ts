@@ -3,7 +3,8 @@
 // Envoy-like streams from this process. Then quota admission (the service with a limits rule kept
 // in memory and in Redis) and response-cache hits (memory and Redis). Then the open loop
 // (bench/open-loop.ts): both servers at fixed request rates, JSON and streamed answers, latency from
-// each request's scheduled start. Prints markdown tables and writes bench/results/latest.md, and
+// each request's scheduled start, first one process each, then `serve --workers 2` against a
+// do-nothing server with two workers (bench/open-loop-workers.ts). Prints markdown tables and writes bench/results/latest.md, and
 // the open loop's own table and chart: bench/results/open-loop.md, latency-vs-rate.png.
 //
 // BENCH_ONLY=<substring>[,<substring>...] runs only the scenarios whose names contain one of them
@@ -26,7 +27,8 @@ import { measureObservability } from "./observability-cost";
 import { drive, driveFor, EnvoyLikeClient, TRANSLATED, type Flow, type RequestCase, type Routing } from "./envoy-client";
 import { cpuPerRequest, fmt, measureTurns, mergeMeasured, percentile, type Measured, type Server } from "./measure";
 import { measureWorkers, workersTable } from "./workers";
-import { measureOpenLoop, openLoopChart, openLoopFromEnv, printOpenLoop, type OpenLoopRow, type OpenLoopWorkload } from "./open-loop";
+import { measureWorkersOpenLoop } from "./open-loop-workers";
+import { childTargets, measureOpenLoop, openLoopChart, openLoopFromEnv, printOpenLoop, type OpenLoopRow, type OpenLoopWorkload, type ServerRole } from "./open-loop";
 import { BenchRedis } from "./redis";
 import { TRANSLATED_MODEL } from "./policy";
 import { anthropicSseAnswer, jsonAnswer, sseAnswer, streamedText } from "./response";
@@ -256,7 +258,13 @@ async function main(): Promise<void> {
       console.error(`  done: ${group.map((g) => g.name).join("; ")}`);
     }
 
-    const openLoop = async () => (OPEN_LOOP ? measureOpenLoop({ service, noop }, openLoopWorkloads(useTemplate), OPEN_LOOP_CONFIG.settings) : undefined);
+    const openLoop = async (): Promise<OpenLoopRow[] | undefined> => {
+      if (!OPEN_LOOP) return undefined;
+      const rows = await measureOpenLoop(openLoopWorkloads({ service, "do-nothing": noop }, useTemplate), OPEN_LOOP_CONFIG.settings);
+      // Then every core: `serve --workers 2` (the children above sit idle meanwhile).
+      const { workersJsonRates: jsonRates, workersStreamRates: streamRates, settings } = OPEN_LOOP_CONFIG;
+      return [...rows, ...(await measureWorkersOpenLoop({ workers: 2, jsonRates, streamRates, settings }))];
+    };
     if (SUBSET || memory === undefined) {
       if (SCENARIOS.length > 0) {
         printScenarios(results, print);
@@ -337,13 +345,13 @@ type Results = Map<string, { service: Measured; noop: Measured }>;
 type Print = (line?: string) => void;
 
 /** The open loop's workloads: both phases with the 1 KiB JSON answer, and with the 200-chunk stream. */
-function openLoopWorkloads(useTemplate: (c: RequestCase) => void): OpenLoopWorkload[] {
+function openLoopWorkloads(servers: Record<ServerRole, Server>, useTemplate: (c: RequestCase) => void): OpenLoopWorkload[] {
   return [
     { scenario: ONE_KIB_SCENARIO, rates: OPEN_LOOP_CONFIG.jsonRates },
     { scenario: STREAM_SCENARIO, rates: OPEN_LOOP_CONFIG.streamRates },
   ].map(({ scenario, rates }) => {
     const c = caseOf(scenario);
-    return { name: scenario.name, flow: scenario.flow, c, rates, before: () => useTemplate(c) };
+    return { name: scenario.name, rates, before: () => useTemplate(c), targets: childTargets(servers, scenario.flow, c) };
   });
 }
 
