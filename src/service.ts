@@ -17,6 +17,7 @@ import { GatewayMetrics } from "./metrics/metrics";
 import { PHASE_METADATA_KEY } from "./phases/gateway-headers";
 import type { PhaseDeps } from "./phases/phase-deps";
 import type { RequestSink } from "./phases/request-summary";
+import { LoadShedder } from "./overload/load-shedder";
 import { TargetObservations } from "./routing/observations";
 import { ObservationExchange } from "./routing/shared-observations";
 import { RouterPhase } from "./phases/router-phase";
@@ -132,7 +133,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       logAttempt(log, a);
     },
   };
-  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random, quota, cache, requests, logBodyBytes: opts.logBodyBytes ?? 0 };
+  const load = new LoadShedder(opts.processesPerReplica ?? 1);
+  const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random, quota, cache, requests, load, logBodyBytes: opts.logBodyBytes ?? 0 };
 
   // Raise grpc-js's 4 MiB default: BUFFERED bodies up to Envoy's buffer limit arrive in one message.
   const maxMessage = opts.maxBodyBytes + MESSAGE_OVERHEAD_BYTES;
@@ -194,6 +196,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       });
       await new Promise<void>((resolve) => (admin ? admin.close(() => resolve()) : resolve()));
       // Settlements of the last responses are written before the store goes.
+      load.stop();
       await quota.idle();
       await cacheStore.close();
       await exchange?.stop();

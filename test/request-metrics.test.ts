@@ -17,6 +17,7 @@ import type { PhaseDeps } from "../src/phases/phase-deps";
 import { compilePolicyText, type CompiledPolicy } from "../src/policy/compile";
 import { QuotaGate } from "../src/quota/quota-gate";
 import { createRedisClient, observeCommands, redisReady } from "../src/redis/client";
+import { LoadShedder } from "../src/overload/load-shedder";
 import { TargetObservations } from "../src/routing/observations";
 import { describeWithRedis } from "./support/redis";
 import { examplePolicy } from "./support/service";
@@ -46,6 +47,7 @@ function depsFor(policy: CompiledPolicy, metrics: GatewayMetrics): PhaseDeps {
     quota: new QuotaGate(undefined, silent, { decided: (rule, d) => metrics.requests.quotaDecided(rule, d) }),
     cache: new ResponseCache(new MemoryCacheStore(1024 * 1024), silent),
     requests: { completed: (s) => metrics.requests.completed(s), attempted: (a) => metrics.requests.attempted(a) },
+    load: new LoadShedder(),
   };
 }
 

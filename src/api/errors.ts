@@ -41,6 +41,7 @@ export const ERROR_CATALOGUE = {
   concurrency_limit_exceeded: { status: 429, openai: "rate_limit_error", anthropic: "rate_limit_error", message: "Too many requests of this key are in flight at once." },
   request_over_limit: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "This request alone is larger than a limit of this gateway allows; retrying will not help." },
   quota_store_unavailable: { status: 503, openai: "server_error", anthropic: "api_error", message: "The gateway cannot check quotas right now; retry shortly." },
+  overloaded: { status: 503, openai: "server_error", anthropic: "overloaded_error", message: "The gateway is overloaded; retry after the seconds in retry-after." },
   target_unavailable: { status: 503, openai: "server_error", anthropic: "api_error", message: "The selected model target is no longer configured; retry the request." },
   gateway_misconfigured: { status: 500, openai: "server_error", anthropic: "api_error", message: "The gateway is misconfigured; the operator has been notified in its logs." },
   field_not_supported_by_target: { status: 400, openai: "invalid_request_error", anthropic: "invalid_request_error", message: "The request uses a field that no model this route can use supports." },

@@ -17,6 +17,7 @@ import { DISCARD } from "../phases/request-summary";
 import { UpstreamPhase } from "../phases/upstream-phase";
 import { compilePolicyText, type CompiledPolicy } from "../policy/compile";
 import { QuotaGate } from "../quota/quota-gate";
+import { LoadShedder } from "../overload/load-shedder";
 import { TargetObservations } from "../routing/observations";
 import type { SkippedTarget } from "../routing/plan";
 import { parseOptions, requireString, UsageError, type OptionSpec } from "./options";
@@ -107,6 +108,8 @@ async function runPhases(policy: CompiledPolicy, method: string, path: string, h
     cache: new ResponseCache(new MemoryCacheStore(1024 * 1024), pino({ level: "silent" })),
     // Nothing is served: no metrics, no request log.
     requests: DISCARD,
+    // No load to shed: explain answers as an idle replica would.
+    load: new LoadShedder(),
   };
   const headers = new Map<string, string>([[":method", method], [":path", path], [":authority", "gateway"], [":scheme", "https"]]);
   for (const [k, v] of headerList) headers.set(k.toLowerCase(), v);

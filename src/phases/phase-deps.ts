@@ -3,6 +3,7 @@ import type { ResponseCache } from "../cache/response-cache";
 import type { ContextSigner } from "../context/routing-context";
 import type { CompiledPolicy } from "../policy/compile";
 import type { QuotaGate } from "../quota/quota-gate";
+import type { LoadShedder } from "../overload/load-shedder";
 import type { TargetObservations } from "../routing/observations";
 import type { RequestSink } from "./request-summary";
 
@@ -25,6 +26,8 @@ export interface PhaseDeps {
   cache: ResponseCache;
   /** Where finished requests and attempts are reported (metrics, request log). */
   requests: RequestSink;
+  /** Admits requests under the policy's overload limits (gateway.overload). */
+  load: LoadShedder;
   /**
    * Up to this many bytes of each request and answer body are logged at debug level; 0 (the
    * default) never logs a body. Bodies hold prompts and answers: an explicit debugging choice.

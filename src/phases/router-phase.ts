@@ -22,6 +22,7 @@ import { authenticate } from "../auth/authenticate";
 import type { RoutingContext } from "../context/routing-context";
 import { CONTINUE, ProtocolError, type ExtProcMessage, type HeaderEdits, type MessageKind, type PhaseReply, type StreamControl, type StreamOutcome, type StreamProcessor } from "../extproc/messages";
 import type { CompiledCluster, CompiledConsumer, CompiledPolicy, CompiledRoute, CompiledTarget } from "../policy/compile";
+import type { Admission } from "../overload/load-shedder";
 import type { QuotaTicket } from "../quota/quota-gate";
 import type { Reservation } from "../quota/limit-rules";
 import type { RequestFeatures } from "../routing/strategy-types";
@@ -126,6 +127,8 @@ export class RouterPhase implements StreamProcessor {
   #answerBody: { parts: Buffer[]; bytes: number; total: number } | undefined;
   /** The stream closed; a Redis call it started may still complete after that. */
   #closed = false;
+  /** Its place among the requests in flight (gateway.overload), given back when the stream ends. */
+  #admission: Admission | undefined;
 
   constructor(private readonly deps: PhaseDeps) {
     this.#policy = deps.currentPolicy();
@@ -163,6 +166,7 @@ export class RouterPhase implements StreamProcessor {
 
   close(outcome: StreamOutcome): void {
     this.#closed = true;
+    this.#admission?.release();
     // When the stream ends before the response did (client gone, upstream reset, Envoy timeout),
     // the cache entry is given up and the reservation settled from what was relayed.
     void this.#cache?.fill?.abandon();
@@ -245,6 +249,8 @@ export class RouterPhase implements StreamProcessor {
     const requestId = sentId !== undefined && REQUEST_ID.test(sentId) ? sentId : randomUUID();
     if (requestId !== sentId) strip.set.push([REQUEST_ID_HEADER, requestId]);
     this.#requestId = requestId;
+    // Shed load before any work on the request: no authentication, no body.
+    this.#admission = this.deps.load.admit(policy.overload);
 
     if (operation === undefined) {
       const rule = decidePassthrough(pathname, policy);

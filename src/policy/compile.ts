@@ -152,6 +152,16 @@ export interface CompiledPolicy {
   knownModels: ReadonlySet<string>;
   /** Count cost and tokens per consumer in the metrics. */
   perConsumerMetrics: boolean;
+  /** Load shedding (gateway.overload); undefined: never. */
+  overload: OverloadSettings | undefined;
+}
+
+export interface OverloadSettings {
+  /** Requests in flight per replica (all its processes). */
+  maxInFlight: number | undefined;
+  maxEventLoopDelayMs: number | undefined;
+  /** Whole seconds, at least 1. */
+  retryAfterS: number;
 }
 
 export interface CompileOptions {
@@ -407,6 +417,16 @@ function compileDocument(doc: PolicyDocument, hash: string, options: CompileOpti
     limits,
     knownModels: new Set([...byModel.keys(), ...[...targets.values()].map((t) => t.config.model)]),
     perConsumerMetrics: doc.metrics.perConsumer,
+    overload: compileOverload(doc.gateway.overload),
+  };
+}
+
+function compileOverload(o: PolicyDocument["gateway"]["overload"]): OverloadSettings | undefined {
+  if (o === undefined || (o.maxInFlight === undefined && o.maxEventLoopDelay === undefined)) return undefined;
+  return {
+    maxInFlight: o.maxInFlight,
+    maxEventLoopDelayMs: o.maxEventLoopDelay === undefined ? undefined : ms(o.maxEventLoopDelay),
+    retryAfterS: Math.max(1, Math.ceil(ms(o.retryAfter) / 1000)),
   };
 }
 

@@ -223,6 +223,27 @@ export const policySchema = z.strictObject({
           maxRetryAfter: duration.default("5m"),
         })
         .default({ failures: 3, window: "30s", duration: "30s", maxRetryAfter: "5m" }),
+      /**
+       * Load shedding (README "Overload"): while this replica is past a limit, new requests are
+       * answered 503 `overloaded` with retry-after, before their body is read. Off unless set.
+       */
+      overload: z
+        .strictObject({
+          ...comment,
+          /**
+           * Requests this replica holds at once, from their request headers to the end of their
+           * answer (streams included); split evenly among `serve --workers` processes.
+           */
+          maxInFlight: z.number().int().min(1).optional(),
+          /**
+           * Average event-loop delay over the last second past which new requests are refused: the
+           * process is short of CPU, and every request it takes on waits behind the others.
+           */
+          maxEventLoopDelay: duration.optional(),
+          /** The retry-after of the refusal, rounded up to whole seconds (default 1s). */
+          retryAfter: duration.default("1s"),
+        })
+        .optional(),
     })
     .default({
       clusterHeader: "x-llm-router-cluster",

@@ -9,6 +9,7 @@ import { ContextSigner } from "../../src/context/routing-context";
 import type { PhaseDeps } from "../../src/phases/phase-deps";
 import { compilePolicyText, type CompiledPolicy } from "../../src/policy/compile";
 import { QuotaGate } from "../../src/quota/quota-gate";
+import { LoadShedder } from "../../src/overload/load-shedder";
 import { TargetObservations } from "../../src/routing/observations";
 import { examplePolicy, TEST_ENV, TEST_HMAC_KEY } from "./service";
 
@@ -58,6 +59,7 @@ export function fuzzDeps(policy: CompiledPolicy, now: () => number = Date.now): 
     quota: new QuotaGate(undefined, silent),
     cache: new ResponseCache(new MemoryCacheStore(1024 * 1024), silent),
     requests: { completed: () => undefined, attempted: () => undefined },
+    load: new LoadShedder(),
   };
 }
 

@@ -24,7 +24,7 @@ export interface TestService extends RunningService {
 export async function startTestService(
   policy: object | string = examplePolicy(),
   env: NodeJS.ProcessEnv = TEST_ENV,
-  extra: { maxBodyBytes?: number; redisUrl?: string; redisCluster?: boolean; redisKeyPrefix?: string; redisTimeoutMs?: number; observationsSyncMs?: number; adminToken?: string; log?: Logger; logBodyBytes?: number } = {},
+  extra: { maxBodyBytes?: number; redisUrl?: string; redisCluster?: boolean; redisKeyPrefix?: string; redisTimeoutMs?: number; observationsSyncMs?: number; adminToken?: string; log?: Logger; logBodyBytes?: number; processesPerReplica?: number } = {},
 ): Promise<TestService> {
   let policyFile: string;
   const dir = mkdtempSync(path.join(tmpdir(), "llm-router-test-"));
@@ -51,6 +51,7 @@ export async function startTestService(
     redisCluster: extra.redisCluster,
     adminToken: extra.adminToken,
     logBodyBytes: extra.logBodyBytes,
+    processesPerReplica: extra.processesPerReplica,
   });
   return { ...svc, address: `127.0.0.1:${svc.grpcPort}`, policyFile, stop: () => svc.shutdown(2000) };
 }
