@@ -29,7 +29,7 @@ export function shedReason(s: OverloadSettings, now: { inFlight: number; process
   return undefined;
 }
 
-/** How often the delay histogram is read and reset, and its sampling interval, ms. */
+/** How often the delay histogram is read (a window), and its sampling interval, ms. */
 const WINDOW_MS = 1000;
 const RESOLUTION_MS = 10;
 
