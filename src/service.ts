@@ -34,7 +34,10 @@ export interface ServiceOptions {
   policyFile: string;
   /** Rules the policy must meet in this process besides being valid (at start and on reload). */
   policyRequirements?: readonly PolicyRequirement[];
-  /** Processes serving this replica's address (`serve --workers N`: N); divides `local` quota shares. */
+  /**
+   * Processes serving this replica's address (`serve --workers N`: N): each takes its share of the
+   * replica's `local` quota fallback and of gateway.overload.maxInFlight.
+   */
   processesPerReplica?: number;
   /** host:port or unix:/path. Port 0 picks a free port. */
   grpcListen: string;
@@ -120,7 +123,8 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
     await redisReady(redis, 5000).catch((err: Error) => log.error({ err: err.message }, "Redis (quotas, cache) not reachable at start"));
   }
   exchange?.start();
-  const quota = new QuotaGate(quotaStore, log, { decided: (rule, decision) => metrics.requests.quotaDecided(rule, decision) }, opts.processesPerReplica ?? 1);
+  const processes = opts.processesPerReplica ?? 1;
+  const quota = new QuotaGate(quotaStore, log, { decided: (rule, decision) => metrics.requests.quotaDecided(rule, decision) }, processes);
   const cache = new ResponseCache(cacheStore, log);
   metrics.requests.cacheStats(cache.stats);
   const requests: RequestSink = {
@@ -133,7 +137,7 @@ export async function startService(opts: ServiceOptions): Promise<RunningService
       logAttempt(log, a);
     },
   };
-  const load = new LoadShedder(opts.processesPerReplica ?? 1);
+  const load = new LoadShedder(processes);
   const deps: PhaseDeps = { currentPolicy: () => policy.current, signer, maxBodyBytes: opts.maxBodyBytes, log, now: Date.now, observations, random: Math.random, quota, cache, requests, load, logBodyBytes: opts.logBodyBytes ?? 0 };
 
   // Raise grpc-js's 4 MiB default: BUFFERED bodies up to Envoy's buffer limit arrive in one message.
